@@ -1,0 +1,50 @@
+# The README's two commands are `make up` and `make test`; every other target supports them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LAB_VENV := .venv-lab
+
+.PHONY: setup venv lab-venv up down test lint bench lab-up lab-down lab-status
+
+setup: venv lab-venv
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip setuptools wheel
+	$(VENV)/bin/pip install -q -e '.[test,lint]'
+	touch $@
+
+lab-venv: $(LAB_VENV)/.installed
+$(LAB_VENV)/.installed: lab/requirements.txt
+	$(PYTHON) -m venv $(LAB_VENV)
+	$(LAB_VENV)/bin/pip install -q --upgrade pip setuptools wheel
+	$(LAB_VENV)/bin/pip install -q -r lab/requirements.txt
+	touch $@
+
+## Deploy the program to the embedded lab (starts the lab if needed).
+up: setup
+	$(PY) -m imagelib_ha.deploy up
+
+## Destroy what `make up` created and stop the lab.
+down: venv
+	$(PY) -m imagelib_ha.deploy down
+
+## Every test: unit, program under mocks, policies, lab integration, provider contract, drills.
+test: setup
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) -m bench
+
+lab-up: setup
+	$(PY) -m lab up
+lab-down: venv
+	$(PY) -m lab down
+lab-status: venv
+	$(PY) -m lab status
