@@ -1,0 +1,119 @@
+"""The Image Library HA prerequisites, checked at apply time by the providers' ``check``.
+
+The policy pack refuses the same violations at preview; this is its twin for runs without the pack.
+Platform9's "Image Library High Availability" page requires: every image-library host in **one
+region**, **shared storage** (so ``local`` storage cannot serve several hosts), and the share mounted
+at the **same path** on every host (Glance records each image's absolute file path).
+
+Values that are unknown at preview (computed by other resources) are skipped, never failed: the check
+runs again with the real values before anything is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from imagelib_ha.providers.common import contains_unknown, is_unknown
+
+FILE_BACKENDS = frozenset({"nfs", "local"})
+
+
+def _entry_value(entry: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if key in entry:
+            return entry[key]
+    return None
+
+
+def _label(entry: Mapping[str, Any], index: int) -> str:
+    host = entry.get("host")
+    if isinstance(host, str) and host:
+        return f"'{host}'"
+    return f"hosts[{index}]"
+
+
+def _known_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value and not is_unknown(value) else None
+
+
+def ha_prerequisite_failures(
+    *,
+    region: Any,
+    backend: Any,
+    hosts: Any,
+    mount_path: Any,
+) -> list[tuple[str, str]]:
+    """(property, reason) pairs for every HA prerequisite the inputs violate; empty when they hold.
+
+    ``hosts`` is the configured list of ``{host, region, mount_path}``; an entry's region or mount path
+    left out (None) means "the deployment's". Checks: hosts in two regions, ``local`` storage with
+    several hosts, and mount paths differing from each other or from ``mount_path`` (file backends only).
+    """
+    failures: list[tuple[str, str]] = []
+    if is_unknown(hosts) or not isinstance(hosts, Sequence) or isinstance(hosts, str):
+        return failures
+    entries = [(i, e) for i, e in enumerate(hosts) if isinstance(e, Mapping)]
+
+    # --- one region ------------------------------------------------------------------------------
+    main_region = _known_str(region)
+    regions: dict[str, list[str]] = {}
+    for index, entry in entries:
+        host_region = _known_str(_entry_value(entry, "region"))
+        if host_region is not None:
+            regions.setdefault(host_region, []).append(_label(entry, index))
+    if main_region is not None:
+        stray = {r: names for r, names in regions.items() if r != main_region}
+        if stray:
+            listed = "; ".join(f"{', '.join(names)} in '{r}'" for r, names in sorted(stray.items()))
+            failures.append((
+                "hosts",
+                f"the image library of region '{main_region}' cannot use hosts of another region ({listed}): "
+                "Image Library HA works within one region. Set every entry of pcd-imagelib-ha:hosts to "
+                f"region '{main_region}', or deploy one stack per region.",
+            ))
+    elif len(regions) > 1:
+        listed = "; ".join(f"{', '.join(names)} in '{r}'" for r, names in sorted(regions.items()))
+        failures.append((
+            "hosts",
+            f"the image-library hosts span {len(regions)} regions ({listed}): Image Library HA works within "
+            "one region. Put every entry of pcd-imagelib-ha:hosts in the same region.",
+        ))
+
+    # --- shared storage ----------------------------------------------------------------------------
+    if not is_unknown(backend) and backend == "local" and len(hosts) > 1:
+        failures.append((
+            "backend",
+            f"'local' storage cannot serve {len(hosts)} image-library hosts: each host would keep its own "
+            "images (another host answers 204 with no data). Use pcd-imagelib-ha:storage.backend 'nfs' "
+            "(a share mounted at the same path on every host) or 'cinder', or configure a single host.",
+        ))
+
+    # --- same mount path ---------------------------------------------------------------------------
+    if not is_unknown(backend) and backend in FILE_BACKENDS:
+        expected = _known_str(mount_path)
+        config_key = "storage.nfs.mountPath" if backend == "nfs" else "storage.local.path"
+        paths: dict[str, list[str]] = {}
+        for index, entry in entries:
+            value = _entry_value(entry, "mount_path", "mountPath")
+            if value is None or contains_unknown(value):
+                continue
+            paths.setdefault(str(value), []).append(_label(entry, index))
+        if expected is not None:
+            differing = {p: names for p, names in paths.items() if p != expected}
+            if differing:
+                listed = "; ".join(f"{', '.join(names)} at '{p}'" for p, names in sorted(differing.items()))
+                failures.append((
+                    "hosts",
+                    f"every image-library host must mount the shared store at the same path, "
+                    f"'{expected}' (pcd-imagelib-ha:{config_key}), but {listed}: Glance records each "
+                    "image's absolute path. Remove the per-host mountPath or set it to the same path.",
+                ))
+        elif len(paths) > 1:
+            listed = "; ".join(f"{', '.join(names)} at '{p}'" for p, names in sorted(paths.items()))
+            failures.append((
+                "hosts",
+                f"the image-library hosts mount the store at different paths ({listed}): Glance records "
+                "each image's absolute path. Use one mountPath for every host in pcd-imagelib-ha:hosts.",
+            ))
+    return failures
