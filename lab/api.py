@@ -1,0 +1,314 @@
+"""The lab's Python API (what tests, drills and benchmarks use); the CLI wraps it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from lab import glance, procs
+from lab.agent import AGENT_PID_FILE, component_pids
+from lab.identity import IdentityAdmin, bootstrap_operator
+from lab.keystone import Keystone, wait_ok
+from lab.paths import REPO_ROOT, default_state_dir, lab_venv_bin
+from lab.postgres import Postgres, ensure_server_installed
+from lab.settings import REGION_ONE, REGION_TWO, LabConfig, load_config, load_or_create
+
+
+class LabError(RuntimeError):
+    """A lab operation failed; the message names the cause and where the logs are."""
+
+
+class Lab:
+    """One embedded PCD-like region on 127.0.0.1, kept in one state directory."""
+
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
+        self.state_dir = Path(state_dir).resolve() if state_dir is not None else default_state_dir()
+
+    # ---- config ---------------------------------------------------------------------------------
+    @property
+    def config(self) -> LabConfig:
+        cfg = load_config(self.state_dir)
+        if cfg is None:
+            raise LabError(f"no lab in {self.state_dir}: run `python -m lab up` first")
+        return cfg
+
+    def _logs_hint(self) -> str:
+        return f"logs are in {self.state_dir / 'logs'}"
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Check/install what the lab needs on this machine (PostgreSQL server, the lab venv)."""
+        lab_venv_bin()
+        ensure_server_installed()
+
+    def up(
+        self, hosts: int | None = None, *, region_two_hosts: int | None = None,
+        token_cache_seconds: int | None = None, converge_seconds: float | None = None,
+        removal_404_seconds: float | None = None, v2_roles_spelling: str | None = None,
+    ) -> dict[str, Any]:
+        """Start (or finish starting) the lab; returns its status."""
+        self.setup()
+        if self.agent_alive():
+            return self.status()
+        cfg = load_or_create(self.state_dir, hosts=hosts, region_two_hosts=region_two_hosts)
+        changes: dict[str, Any] = {
+            "token_cache_seconds": token_cache_seconds, "converge_seconds": converge_seconds,
+            "removal_404_seconds": removal_404_seconds, "v2_roles_spelling": v2_roles_spelling,
+        }
+        for key, value in changes.items():
+            if value is not None:
+                setattr(cfg, key, value)
+        cfg = LabConfig.model_validate(cfg.model_dump())  # re-check the values just set
+        cfg.save()
+        try:
+            self._start_backends(cfg)
+            self._start_agent(cfg)
+        except Exception as exc:
+            raise LabError(f"lab up failed: {exc}; {self._logs_hint()}") from exc
+        return self.status()
+
+    def _start_backends(self, cfg: LabConfig) -> None:
+        cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+        pg = Postgres(cfg)
+        pg.start()
+        pg.create_databases()
+        ks = Keystone(cfg)
+        ks.write_config()
+        glance_marker = cfg.root / "glance-manage" / "synced"
+        gsync = None if glance_marker.exists() else glance.db_sync(cfg)
+        if not ks.bootstrapped():
+            # Schema creation and key setup are independent; run them side by side.
+            manage_log = cfg.logs_dir / "keystone-manage.log"
+            setup = [ks.db_sync(), *ks.key_setup()]
+            for p in setup:
+                wait_ok(p, "keystone-manage setup", manage_log)
+            wait_ok(ks.bootstrap(), "keystone-manage bootstrap", manage_log)
+            ks.mark_bootstrapped()
+        ks.start()
+        if gsync is not None:
+            glance.wait_db_sync(cfg, gsync)
+            glance_marker.touch()
+        ks.wait_ready()
+        catalog_marker = cfg.root / "keystone" / "catalog-done"
+        if not catalog_marker.exists():
+            bootstrap_operator(cfg)
+            IdentityAdmin(cfg).setup_catalog()
+            catalog_marker.touch()
+
+    def _start_agent(self, cfg: LabConfig) -> None:
+        proc = procs.spawn([sys.executable, "-m", "lab.agent", str(cfg.root)], cwd=REPO_ROOT,
+                           env=dict(os.environ), log_path=cfg.logs_dir / "agent.log")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LabError(
+                    f"the lab agent exited (code {proc.returncode}); see {cfg.logs_dir / 'agent.log'}"
+                )
+            with contextlib.suppress(requests.RequestException):
+                st = self._control("GET", "status", timeout=2)
+                if st.get("public_glance_error"):
+                    raise LabError(f"the public Glance did not start: {st['public_glance_error']}")
+                if st.get("public_glance_ready"):
+                    return
+            time.sleep(0.1)
+        raise LabError(f"the lab agent did not become ready; see {cfg.logs_dir / 'agent.log'}")
+
+    def agent_pid(self) -> int | None:
+        try:
+            pid = int(json.loads((self.state_dir / AGENT_PID_FILE).read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+        return pid if procs.alive(pid) else None
+
+    def agent_alive(self) -> bool:
+        return self.agent_pid() is not None
+
+    def down(self) -> None:
+        """Stop every process of this lab, by PID, and leave nothing listening."""
+        cfg = load_config(self.state_dir)
+        if cfg is None:
+            return
+        pid = self.agent_pid()
+        if pid is not None:
+            with contextlib.suppress(requests.RequestException, LabError):
+                self._control("POST", "shutdown", timeout=5)
+            deadline = time.monotonic() + 30
+            while procs.alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            procs.stop_group(pid)
+        # Anything the agent could not stop (e.g. it was killed): Glance masters by their pid files,
+        # checked to be ours by working directory before signalling.
+        for run_dir in self._glance_run_dirs(cfg):
+            gpid = _pid_from(run_dir / "gunicorn.pid")
+            if gpid and procs.alive(gpid) and _cwd_of(gpid) == run_dir:
+                procs.stop_group(gpid)
+        Keystone(cfg).stop()
+        Postgres(cfg).stop()
+
+    def _glance_run_dirs(self, cfg: LabConfig) -> list[Path]:
+        dirs = [cfg.root / "public-glance" / "glance"]
+        dirs += [cfg.host_dir(h.name) / "glance" for h in cfg.hosts]
+        return dirs
+
+    # ---- status ---------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        cfg = self.config
+        live: dict[str, Any] = {}
+        if self.agent_alive():
+            with contextlib.suppress(requests.RequestException, LabError):
+                live = self._control("GET", "status", timeout=10)
+        pids = component_pids(cfg)
+        pids["public_glance"] = live.get("public_glance_pid")
+        running = bool(live) and all(procs.alive(p) for p in pids.values())
+        hosts = live.get("hosts") or [
+            {"name": h.name, "id": h.id, "hostname": h.hostname, "region": h.region, "port": h.port,
+             "endpoint": None, "url": f"http://127.0.0.1:{h.port}", "pid": None, "running": False,
+             "frozen": False, "drained": False, "roles": [], "role_status": None, "role_state": None,
+             "message": "", "local_dir": str(cfg.host_dir(h.name) / "local-store"),
+             "glance_conf": str(cfg.host_dir(h.name) / "glance" / "etc" / "glance-api.conf"),
+             "log": str(cfg.logs_dir / f"{h.name}-glance.log")}
+            for h in cfg.hosts
+        ]
+        rss = sum(procs.tree_rss_kib(p) for p in pids.values() if p)
+        rss += sum(procs.tree_rss_kib(h["pid"]) for h in hosts if h.get("pid"))
+        pg_pid = pids.get("postgres")
+        if pg_pid:  # postgres backends are children, not a process group of their own
+            rss += _children_rss_kib(pg_pid)
+        return {
+            "state_dir": str(cfg.root),
+            "running": running,
+            "auth_url": cfg.auth_url,
+            "region": REGION_ONE,
+            "regions": [REGION_ONE, REGION_TWO],
+            "admin": cfg.admin.model_dump(),
+            "member": cfg.member.model_dump(),
+            "resmgr_url": cfg.resmgr_url,
+            "public_glance_url": cfg.public_glance_url,
+            "store_path": str(cfg.store_path),
+            "shared_dir": str(cfg.shared_dir),
+            "storage": live.get("storage", "shared"),
+            "namespaces": live.get("namespaces", False),
+            "token_cache_seconds": cfg.token_cache_seconds,
+            "converge_seconds": live.get("converge_seconds", cfg.converge_seconds),
+            "removal_404_seconds": live.get("removal_404_seconds", cfg.removal_404_seconds),
+            "v2_roles_spelling": live.get("v2_roles_spelling", cfg.v2_roles_spelling),
+            "ports": {"postgres": cfg.pg_port, "keystone": cfg.keystone_port, "resmgr": cfg.resmgr_port,
+                      "public_glance": cfg.public_glance_port},
+            "pids": pids,
+            "pg_dir": cfg.pg_dir,
+            "logs_dir": str(cfg.logs_dir),
+            "rss_mib": round(rss / 1024, 1),
+            "hosts": hosts,
+        }
+
+    def env(self) -> dict[str, str]:
+        cfg = self.config
+        a = cfg.admin
+        return {
+            "OS_AUTH_URL": cfg.auth_url, "OS_REGION_NAME": REGION_ONE, "OS_USERNAME": a.username,
+            "OS_PROJECT_NAME": a.project_name, "OS_USER_DOMAIN_NAME": a.user_domain_name,
+            "OS_PROJECT_DOMAIN_NAME": a.project_domain_name, "PCD_LAB_PASSWORD": a.password,
+        }
+
+    # ---- control calls --------------------------------------------------------------------------
+    def _control(self, method: str, path: str, body: dict[str, Any] | None = None,
+                 timeout: float = 180) -> dict[str, Any]:
+        cfg = self.config
+        r = requests.request(method, f"{cfg.control_url}/{path}", json=body or {}, timeout=timeout,
+                             headers={"X-Lab-Control": cfg.control_token})
+        if r.status_code != 200:
+            try:
+                msg = r.json().get("message", r.text)
+            except ValueError:
+                msg = r.text
+            raise LabError(f"lab {path}: {msg} ({self._logs_hint()})")
+        return dict(r.json())
+
+    def _host_action(self, name: str, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not self.agent_alive():
+            raise LabError(f"the lab in {self.state_dir} is not running: run `python -m lab up`")
+        return self._control("POST", f"hosts/{name}/{action}", body)
+
+    def kill(self, name: str) -> None:
+        self._host_action(name, "kill")
+
+    def freeze(self, name: str) -> None:
+        self._host_action(name, "freeze")
+
+    def thaw(self, name: str) -> None:
+        self._host_action(name, "thaw")
+
+    def restart(self, name: str) -> None:
+        self._host_action(name, "restart")
+
+    def drain(self, name: str) -> None:
+        self._host_action(name, "drain")
+
+    def undrain(self, name: str) -> None:
+        self._host_action(name, "undrain")
+
+    def grant_role(self, name: str) -> None:
+        """Give a host the role at once (no convergence delay, no HTTP resmgr): for fixtures."""
+        self._host_action(name, "grant")
+
+    def revoke_role(self, name: str) -> None:
+        self._host_action(name, "revoke")
+
+    def set_fault(self, name: str, *, conflict_seconds: float = 0, flap_failed_seconds: float = 0,
+                  fail_message: str = "", clear: bool = False) -> None:
+        self._host_action(name, "fault", {
+            "conflict_seconds": conflict_seconds, "flap_failed_seconds": flap_failed_seconds,
+            "fail_message": fail_message, "clear": clear})
+
+    def clear_fault(self, name: str) -> None:
+        self.set_fault(name, clear=True)
+
+    def set_storage(self, mode: str) -> None:
+        if mode not in ("shared", "local"):
+            raise LabError(f"storage mode must be 'shared' or 'local', not {mode!r}")
+        self._control("POST", "storage", {"mode": mode})
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every token issued so far to the admin and member users."""
+        self._control("POST", "revoke-tokens")
+
+    def set_resmgr_options(self, *, converge_seconds: float | None = None,
+                           removal_404_seconds: float | None = None,
+                           v2_roles_spelling: str | None = None) -> None:
+        body: dict[str, Any] = {}
+        if converge_seconds is not None:
+            body["converge_seconds"] = converge_seconds
+        if removal_404_seconds is not None:
+            body["removal_404_seconds"] = removal_404_seconds
+        if v2_roles_spelling is not None:
+            body["v2_roles_spelling"] = v2_roles_spelling
+        self._control("POST", "options", body)
+
+
+def _pid_from(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _cwd_of(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def _children_rss_kib(pid: int) -> int:
+    out = subprocess.run(
+        ["ps", "-o", "rss=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return sum(int(x) for x in out.stdout.split() if x.isdigit()) + procs.rss_kib(pid)

@@ -1,0 +1,167 @@
+"""Real Glance API processes: one per image-library host plus the public control-plane one.
+
+Each runs under gunicorn (gthread workers) in its own mount namespace where its store directory is
+bind-mounted at the common store path, so every host records the same absolute image paths and
+"local storage" fails the way it does on real hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import procs
+from lab.keystone import _gunicorn_conf, procs_popen, wait_ok
+from lab.paths import lab_venv_bin
+from lab.settings import REGION_ONE, LabConfig
+
+STORE_ID = "file"
+
+
+def namespaces_supported() -> bool:
+    """Whether this process may create private mount namespaces and bind-mount in them."""
+    res = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "--", "true"], capture_output=True, check=False
+    )
+    return res.returncode == 0
+
+
+@dataclass(frozen=True)
+class GlanceInstance:
+    """Where one Glance process keeps its files and which store it serves."""
+
+    name: str
+    port: int
+    run_dir: Path
+    store_source: Path  # the directory bound at the store path (shared or this host's own)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.run_dir / "etc"
+
+    @property
+    def conf_file(self) -> Path:
+        return self.conf_dir / "glance-api.conf"
+
+    @property
+    def disable_file(self) -> Path:
+        return self.run_dir / "healthcheck_disable"
+
+
+def _paste_ini(disable_file: Path) -> str:
+    packaged = lab_venv_bin().parent / "etc" / "glance" / "glance-api-paste.ini"
+    text = packaged.read_text()
+    # Drain switch: /healthcheck answers 503 while this host's own disable file exists.
+    return re.sub(r"^disable_by_file_path = .*$", f"disable_by_file_path = {disable_file}", text,
+                  flags=re.MULTILINE)
+
+
+def render_config(cfg: LabConfig, inst: GlanceInstance, *, store_path: Path, log_file: Path) -> str:
+    ks = cfg.auth_url
+    svc = cfg.glance_service
+    return (
+        "[DEFAULT]\n"
+        f"enabled_backends = {STORE_ID}:file\n"
+        f"worker_self_reference_url = {inst.url}\n"
+        f"log_file = {log_file}\n"
+        "[database]\n"
+        f"connection = {cfg.pg_url_base}/glance\n"
+        "[glance_store]\n"
+        f"default_backend = {STORE_ID}\n"
+        f"[{STORE_ID}]\n"
+        f"filesystem_store_datadir = {store_path}\n"
+        "[os_glance_staging_store]\n"
+        f"filesystem_store_datadir = {inst.run_dir / 'staging'}\n"
+        "[os_glance_tasks_store]\n"
+        f"filesystem_store_datadir = {inst.run_dir / 'tasks'}\n"
+        "[keystone_authtoken]\n"
+        f"www_authenticate_uri = {ks}\n"
+        f"auth_url = {ks}\n"
+        "auth_type = password\n"
+        f"username = {svc.username}\n"
+        f"password = {svc.password}\n"
+        f"project_name = {svc.project_name}\n"
+        f"user_domain_name = {svc.user_domain_name}\n"
+        f"project_domain_name = {svc.project_domain_name}\n"
+        f"region_name = {REGION_ONE}\n"
+        # How long a validated token is trusted without asking Keystone again: drills lower it so
+        # `revoke-tokens` bites quickly.
+        f"token_cache_time = {cfg.token_cache_seconds}\n"
+        "[paste_deploy]\n"
+        "flavor = keystone\n"
+        f"config_file = {inst.conf_dir / 'glance-api-paste.ini'}\n"
+        "[oslo_concurrency]\n"
+        f"lock_path = {inst.run_dir / 'locks'}\n"
+    )
+
+
+def write_instance_files(cfg: LabConfig, inst: GlanceInstance, *, store_path: Path, log_file: Path) -> None:
+    for sub in ("etc", "staging", "tasks", "locks"):
+        (inst.run_dir / sub).mkdir(parents=True, exist_ok=True)
+    inst.store_source.mkdir(parents=True, exist_ok=True)
+    inst.conf_file.write_text(render_config(cfg, inst, store_path=store_path, log_file=log_file))
+    os.chmod(inst.conf_file, 0o600)  # holds the service password
+    (inst.conf_dir / "glance-api-paste.ini").write_text(_paste_ini(inst.disable_file))
+    (inst.run_dir / "gunicorn.conf.py").write_text(
+        # Threaded workers: a sync worker busy with an upload fails health probes, and a long upload
+        # must not be cut by a worker timeout (nor a thawed frozen host have its worker killed).
+        _gunicorn_conf(app="glance.wsgi.api:application", port=inst.port,
+                       pidfile=inst.run_dir / "gunicorn.pid", workers=1, threads=8, timeout=3600)
+    )
+
+
+def start(
+    cfg: LabConfig, inst: GlanceInstance, *, use_namespace: bool, log_file: Path
+) -> subprocess.Popen[bytes]:
+    """Start inst's Glance; returns the process leading its group."""
+    store_path = cfg.store_path if use_namespace else inst.store_source
+    write_instance_files(cfg, inst, store_path=store_path, log_file=log_file)
+    gunicorn = str(lab_venv_bin() / "gunicorn")
+    env = {**os.environ, "OS_GLANCE_CONFIG_DIR": str(inst.conf_dir)}
+    if use_namespace:
+        cfg.store_path.mkdir(parents=True, exist_ok=True)
+        # unshare execs (no fork) so the leader pid stays the gunicorn master's after `exec`.
+        argv = [
+            "unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c",
+            'mount --bind "$1" "$2" && exec "$3"', "lab-glance-ns",
+            str(inst.store_source), str(cfg.store_path), gunicorn,
+        ]
+    else:
+        argv = [gunicorn]
+    return procs.spawn(argv, cwd=inst.run_dir, env=env, log_path=log_file.with_suffix(".out"))
+
+
+def wait_ready(
+    inst: GlanceInstance, proc: subprocess.Popen[bytes], log_file: Path, timeout: float = 90
+) -> None:
+    procs.wait_http(f"{inst.url}/healthcheck", timeout=timeout, ok=(200, 503), pid=proc.pid,
+                    what=f"Glance {inst.name}", log_path=log_file)
+
+
+def db_sync(cfg: LabConfig) -> subprocess.Popen[bytes]:
+    """Create the shared Glance schema (once per state dir)."""
+    d = cfg.root / "glance-manage"
+    d.mkdir(parents=True, exist_ok=True)
+    conf = d / "glance-manage.conf"
+    conf.write_text(f"[DEFAULT]\nlog_file = {cfg.logs_dir / 'glance-manage.log'}\n"
+                    f"[database]\nconnection = {cfg.pg_url_base}/glance\n")
+    os.chmod(conf, 0o600)
+    return procs_popen([str(lab_venv_bin() / "glance-manage"), "--config-file", str(conf), "db_sync"],
+                       log=cfg.logs_dir / "glance-manage.log")
+
+
+def wait_db_sync(cfg: LabConfig, proc: subprocess.Popen[bytes]) -> None:
+    wait_ok(proc, "glance-manage db_sync", cfg.logs_dir / "glance-manage.log")
+
+
+def reset_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)

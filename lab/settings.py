@@ -1,0 +1,216 @@
+"""The lab's persisted configuration: ports, credentials and host identities of one state dir.
+
+Chosen once when a state dir is first created and kept, so restarts keep their addresses and two labs
+never pick the same ports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import socket
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+CONFIG_FILE = "lab.json"
+REGION_ONE = "RegionOne"
+REGION_TWO = "RegionTwo"
+V2RoleSpelling = Literal["image-library", "pf9-glance-role"]
+
+
+def free_port() -> int:
+    """A port nobody listens on right now, on 127.0.0.1 only."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class HostSpec(BaseModel):
+    """One simulated image-library host as resmgr registers it."""
+
+    name: str
+    id: str
+    hostname: str
+    region: str
+    port: int
+
+
+class Credentials(BaseModel):
+    """A Keystone user's password login."""
+
+    username: str
+    password: str
+    project_name: str
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+
+
+class LabConfig(BaseModel):
+    """Everything fixed for one lab state dir."""
+
+    state_dir: str
+    pg_port: int
+    pg_password: str
+    pg_dir: str
+    keystone_port: int
+    resmgr_port: int
+    public_glance_port: int
+    control_token: str
+    admin: Credentials
+    member: Credentials
+    glance_service: Credentials
+    operator: Credentials = Field(description="the lab's own admin user, left alone by revoke-tokens")
+    hosts: list[HostSpec]
+    token_cache_seconds: int = 300
+    converge_seconds: float = 4.0
+    removal_404_seconds: float = 5.0
+    v2_roles_spelling: V2RoleSpelling = "image-library"
+
+    @property
+    def root(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def auth_url(self) -> str:
+        return f"http://127.0.0.1:{self.keystone_port}/v3"
+
+    @property
+    def resmgr_url(self) -> str:
+        return f"http://127.0.0.1:{self.resmgr_port}/resmgr"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.resmgr_port}/_lab"
+
+    @property
+    def public_glance_url(self) -> str:
+        return f"http://127.0.0.1:{self.public_glance_port}"
+
+    @property
+    def pg_url_base(self) -> str:
+        return f"postgresql+psycopg2://postgres:{self.pg_password}@127.0.0.1:{self.pg_port}"
+
+    @property
+    def store_path(self) -> Path:
+        """The mount point every host sees its image store at (inside its own mount namespace)."""
+        return self.root / "mnt" / "imagelibrary-data"
+
+    @property
+    def shared_dir(self) -> Path:
+        return self.root / "shared-store"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def host(self, name: str) -> HostSpec:
+        for h in self.hosts:
+            if name in (h.name, h.id, h.hostname):
+                return h
+        known = ", ".join(h.name for h in self.hosts)
+        raise KeyError(f"no lab host named {name!r}; the lab has: {known}")
+
+    def host_dir(self, name: str) -> Path:
+        return self.root / "hosts" / name
+
+    def save(self) -> None:
+        path = self.root / CONFIG_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        os.chmod(tmp, 0o600)  # holds passwords
+        tmp.replace(path)
+
+
+def _postgres_can_reach(path: Path) -> bool:
+    """Whether every ancestor of path lets 'other' users traverse it (postgres is not root)."""
+    for parent in [path, *path.parents]:
+        if parent.exists() and not (parent.stat().st_mode & 0o001):
+            return False
+    return True
+
+
+def pick_pg_dir(state_dir: Path) -> Path:
+    """Postgres refuses to run as root, so its data must live where the `postgres` user can enter.
+
+    A checkout under a root-only home directory cannot host it: then a /tmp dir keyed by the state dir
+    is used (and reported by `status`).
+    """
+    if _postgres_can_reach(state_dir):
+        return state_dir / "postgres"
+    key = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"pcd-lab-pg-{key}"  # noqa: S108 - made 0700 and owned by postgres
+
+
+def _make_hosts(region_one: int, region_two: int, old: list[HostSpec]) -> list[HostSpec]:
+    by_name = {h.name: h for h in old}
+    wanted = [(f"lab-host-{i}", REGION_ONE) for i in range(1, region_one + 1)]
+    wanted += [(f"lab-host-r2-{i}", REGION_TWO) for i in range(1, region_two + 1)]
+    hosts = []
+    for name, region in wanted:
+        if name in by_name:
+            hosts.append(by_name[name])
+        else:
+            hosts.append(
+                HostSpec(
+                    name=name, id=str(uuid.uuid4()), hostname=f"{name}.lab.local", region=region,
+                    port=free_port(),
+                )
+            )
+    return hosts
+
+
+def load_config(state_dir: Path) -> LabConfig | None:
+    path = state_dir / CONFIG_FILE
+    if not path.exists():
+        return None
+    return LabConfig.model_validate(json.loads(path.read_text()))
+
+
+def load_or_create(
+    state_dir: Path, *, hosts: int | None = None, region_two_hosts: int | None = None
+) -> LabConfig:
+    """Load a state dir's config, creating it (with fresh free ports) the first time."""
+    state_dir = state_dir.resolve()
+    existing = load_config(state_dir)
+    if existing is not None:
+        if hosts is not None or region_two_hosts is not None:
+            r1 = hosts if hosts is not None else sum(h.region == REGION_ONE for h in existing.hosts)
+            r2 = (
+                region_two_hosts
+                if region_two_hosts is not None
+                else sum(h.region == REGION_TWO for h in existing.hosts)
+            )
+            existing.hosts = _make_hosts(r1, r2, existing.hosts)
+            existing.save()
+        return existing
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # postgres (not root) may need to traverse it; secrets inside are 0600 files.
+    os.chmod(state_dir, 0o755)  # noqa: S103
+    cfg = LabConfig(
+        state_dir=str(state_dir),
+        pg_port=free_port(),
+        pg_password=_secret(),
+        pg_dir=str(pick_pg_dir(state_dir)),
+        keystone_port=free_port(),
+        resmgr_port=free_port(),
+        public_glance_port=free_port(),
+        control_token=_secret(),
+        admin=Credentials(username="admin", password=_secret(), project_name="admin"),
+        member=Credentials(username="member", password=_secret(), project_name="admin"),
+        glance_service=Credentials(username="glance", password=_secret(), project_name="service"),
+        operator=Credentials(username="lab-operator", password=_secret(), project_name="admin"),
+        hosts=_make_hosts(
+            3 if hosts is None else hosts, 1 if region_two_hosts is None else region_two_hosts, []
+        ),
+    )
+    cfg.save()
+    return cfg

@@ -1,0 +1,41 @@
+"""Shared fixtures. `lab`: one embedded lab per test session (see docs/contracts.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.api import Lab
+from lab.paths import STATE_DIR_ENV
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """A running lab: the one named by $PCD_LAB_STATE_DIR when it is already up (reused, left
+    running), otherwise a fresh one in a temp state dir, stopped and removed after the session."""
+    named = os.environ.get(STATE_DIR_ENV)
+    if named:
+        existing = Lab(named)
+        if existing.agent_alive():
+            yield existing
+            return
+    state_dir = Path(tempfile.mkdtemp(prefix="pcd-lab-test-"))
+    fresh = Lab(state_dir)
+    try:
+        fresh.up(hosts=3)
+        yield fresh
+    finally:
+        fresh.down()
+        pg_dir = None
+        try:
+            pg_dir = Path(fresh.config.pg_dir)
+        except Exception:  # noqa: BLE001 - no config means nothing was created beyond state_dir
+            pg_dir = None
+        shutil.rmtree(state_dir, ignore_errors=True)
+        if pg_dir is not None and not pg_dir.is_relative_to(state_dir):
+            shutil.rmtree(pg_dir, ignore_errors=True)
