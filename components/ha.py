@@ -1,0 +1,150 @@
+"""``ImageLibraryHA``: a region's highly available image library, composed from its parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.host import ImageLibraryHost, host_slug
+from components.storage import SharedImageStorage
+from imagelib_ha.glance_store import expected_store
+from imagelib_ha.providers.health import ImageLibraryHealth
+from imagelib_ha.providers.image import FailoverImage
+from imagelib_ha.providers.settings import ImageLibrarySettings
+from imagelib_ha.settings import StackSettings
+
+TYPE = "pcd-imagelib-ha:index:ImageLibraryHA"
+
+
+class ImageLibraryHA(pulumi.ComponentResource):
+    """The image library of one PCD region made highly available.
+
+    Order of operations: the shared storage, then the region's image-library settings (blueprint and
+    Glance store config), then the role on every host, then a health check that depends on every role,
+    then the images, which depend on the health check so they are only uploaded to a proven library.
+    The props carry the config-known facts (backend, mount path, region, hosts) so the policy pack can
+    judge them at preview, when the resources' own outputs are still unknown.
+    """
+
+    # Attribute names differ from the props' keys on purpose: the SDK resolves a component's props
+    # back onto the attributes its class annotates, converting them to the annotated types.
+    storage: SharedImageStorage
+    region_settings: ImageLibrarySettings
+    members: list[ImageLibraryHost]
+    health: ImageLibraryHealth
+    images: dict[str, FailoverImage]
+
+    def __init__(
+        self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        storage_cfg = settings.storage
+        host_props = settings.host_props()
+        props: dict[str, Any] = {
+            "region": settings.region,
+            "backend": storage_cfg.backend,
+            "mount_path": storage_cfg.mount_path,
+            "volume_type": storage_cfg.volume_type,
+            "host_count": len(settings.hosts),
+            "host_names": [h.host for h in settings.hosts],
+            "hosts": host_props,
+            "insecure": settings.cloud.insecure,
+            "lab": settings.lab,
+            "min_healthy": settings.health.min_healthy_hosts,
+        }
+        super().__init__(TYPE, name, props, opts)
+
+        # One secret Output for the whole cloud dict: the password stays encrypted in every
+        # dynamic resource's state, and no other key carries it.
+        cloud = pulumi.Output.secret(settings.cloud_access())
+
+        self.storage = SharedImageStorage(f"{name}-storage", settings, pulumi.ResourceOptions(parent=self))
+
+        self.region_settings = ImageLibrarySettings(
+            f"{name}-settings",
+            {
+                "cloud": cloud,
+                "region": settings.region,
+                "blueprint": settings.region,
+                "backend": storage_cfg.backend,
+                "mount_path": storage_cfg.mount_path,
+                "volume_type": storage_cfg.volume_type,
+                "shared": storage_cfg.backend != "local",
+                "hosts": host_props,
+            },
+            # Depends on the whole storage component: for Cinder, the volume type must exist first.
+            pulumi.ResourceOptions(parent=self, depends_on=[self.storage]),
+        )
+
+        self.members = [
+            ImageLibraryHost(
+                f"{name}-{host_slug(host.host)}",
+                host=host,
+                settings=settings,
+                deployment=name,
+                cloud=cloud,
+                depends_on=[self.region_settings],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for host in settings.hosts
+        ]
+
+        health = settings.health
+        self.health = ImageLibraryHealth(
+            f"{name}-health",
+            {
+                "cloud": cloud,
+                "region": settings.region,
+                "role_host_ids": [h.host_id for h in self.members],
+                "hosts": host_props,
+                "backend": storage_cfg.backend,
+                "expected_store": expected_store(
+                    storage_cfg.backend,
+                    mount_path=storage_cfg.mount_path,
+                    volume_type=storage_cfg.volume_type,
+                ),
+                "min_healthy": health.min_healthy_hosts,
+                "probe_timeout": health.probe_timeout_seconds,
+                "deadline": health.deadline_seconds,
+                "canary": health.canary,
+                "audit_images": health.audit_images,
+                "service_unit": health.service_unit,
+                "log_path": health.log_path,
+            },
+            pulumi.ResourceOptions(parent=self, depends_on=[h.role for h in self.members]),
+        )
+
+        project, stack = pulumi.get_project(), pulumi.get_stack()
+        self.images = {}
+        for image in settings.images:
+            self.images[image.name] = FailoverImage(
+                f"{name}-image-{host_slug(image.name)}",
+                {
+                    "cloud": cloud,
+                    "region": settings.region,
+                    "name": image.name,
+                    "source": image.source,
+                    "disk_format": image.disk_format,
+                    "container_format": image.container_format,
+                    "visibility": image.visibility,
+                    "properties": dict(image.properties),
+                    "tags": list(image.tags),
+                    "identity": image.key or f"{project}/{stack}/{image.name}",
+                    "health": self.health.id,
+                    "endpoints": self.health.endpoints,
+                },
+                pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.health], protect=settings.image_protected(image)
+                ),
+            )
+
+        self.register_outputs(
+            {
+                "region": settings.region,
+                "glance_store_config": self.storage.glance_store_config,
+                "serving_count": self.health.serving_count,
+                "endpoints": self.health.endpoints,
+                "report": self.health.report,
+                "image_ids": {n: img.image_id for n, img in self.images.items()},
+            }
+        )
