@@ -402,6 +402,7 @@ class _Run:
                 record = host.get_image(image_id)
                 if record is not None:
                     ours.append((n, record))
+        ours.sort(key=lambda item: MAX_ATTEMPT_IDS if item[0] is None else item[0])
         active = sorted(
             ((n if n is not None else MAX_ATTEMPT_IDS, r) for n, r in ours if r.get("status") == "active"),
             key=lambda item: (item[0], str(item[1].get("created_at", ""))),

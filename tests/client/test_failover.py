@@ -1,0 +1,350 @@
+"""Failover-aware image creation against requests-mock: exact call sequences across three hosts.
+
+Each host's URIs get ordered responses; the tests assert the request history host by host, the
+image that results, and that no other image record is left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import requests_mock
+
+from imagelib_ha.client.failover import (
+    KEY_PROPERTY,
+    FailoverError,
+    HostHealthBook,
+    ImageSource,
+    ImageSpec,
+    attempt_image_id,
+    attempt_number,
+    content_digest,
+    create_image,
+    make_key,
+)
+from imagelib_ha.client.glance import Timeouts
+from imagelib_ha.client.session import CloudAccess, make_session
+
+AUTH_URL = "http://keystone.test/v3"
+A, B, C = "http://host-a.test:9494", "http://host-b.test:9494", "http://host-c.test:9494"
+KEY = "proj/lab/cirros:0123456789abcdef"
+ID0, ID1, ID2 = (attempt_image_id(KEY, n) for n in range(3))
+DATA_DIR = "/var/opt/imagelibrary/data/glance"
+PASSWORD = "s3cret-Pa55"
+REFUSED = requests.exceptions.ConnectionError("[Errno 111] Connection refused")
+
+TOKEN = {
+    "token": {
+        "methods": ["password"],
+        "expires_at": "2999-01-01T00:00:00.000000Z",
+        "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
+        "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
+        "catalog": [],
+    }
+}
+
+
+@pytest.fixture
+def mock() -> Iterator[requests_mock.Mocker]:
+    with requests_mock.Mocker() as m:
+        m.post(f"{AUTH_URL}/auth/tokens", json=TOKEN, headers={"X-Subject-Token": "token-1"},
+               status_code=201)
+        yield m
+
+
+@pytest.fixture
+def image_file(tmp_path: Path) -> Path:
+    path = tmp_path / "disk.raw"
+    path.write_bytes(bytes(range(256)) * 12_000)  # 3 MB: several chunks
+    return path
+
+
+def session() -> Any:
+    return make_session(CloudAccess(auth_url=AUTH_URL, region="RegionOne", username="admin",
+                                    password=PASSWORD, project_name="admin"))
+
+
+def spec() -> ImageSpec:
+    return ImageSpec(key=KEY, name="cirros", disk_format="raw", container_format="bare",
+                     visibility="private", properties={"os_distro": "cirros"}, tags=["lab"])
+
+
+def record(image_id: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {"id": image_id, "status": status, KEY_PROPERTY: KEY, "name": "cirros", **extra}
+
+
+def active(image_id: str, data: bytes) -> dict[str, Any]:
+    return record(image_id, "active", size=len(data), os_hash_algo="sha512",
+                  os_hash_value=hashlib.sha512(data).hexdigest())
+
+
+def consume_upload(request: Any, context: Any) -> str:
+    """Read the streamed body as a server would (this is what drives the client's hashing)."""
+    for _ in request.body:
+        pass
+    context.status_code = 204
+    return ""
+
+
+def list_uri(host: str) -> str:
+    return f"{host}/v2/images?{KEY_PROPERTY}={KEY}"
+
+
+def calls(m: requests_mock.Mocker) -> list[tuple[str, str, str]]:
+    """(host letter, method, path[?os_hidden]) for every Glance request, in order."""
+    out = []
+    for r in m.request_history:
+        if r.netloc.startswith("host-"):
+            path = r.path
+            if path == "/v2/images" and r.method == "GET":
+                path += f"?os_hidden={r.qs['os_hidden'][0]}"
+            out.append((r.netloc[5].upper(), r.method, path))
+    return out
+
+
+def test_attempt_ids_follow_the_contract() -> None:
+    assert ID1 == str(uuid.uuid5(uuid.NAMESPACE_URL, f"pcd-imagelib-ha:{KEY}:1"))
+    assert attempt_number(KEY, ID2) == 2
+    assert attempt_number(KEY, str(uuid.uuid4())) is None
+    assert make_key("proj/lab/cirros", "0123456789abcdef" + "f" * 48) == KEY
+
+
+def test_content_digest_of_a_file_and_of_a_url(image_file: Path) -> None:
+    assert content_digest(str(image_file)) == hashlib.sha256(image_file.read_bytes()).hexdigest()
+    url = "https://example.test/cirros.img"
+    assert content_digest(url) == hashlib.sha256(url.encode()).hexdigest()
+
+
+def test_a_refused_b_503_c_201_one_image_on_c_and_leftovers_deleted(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    data = image_file.read_bytes()
+    # A is down; B answers 503 to everything; C works. An earlier run left A's half-written record
+    # (saving: a partial file in the store) and B's never-filled one (queued).
+    mock.get(list_uri(A), exc=REFUSED)
+    mock.get(list_uri(B), status_code=503, text="Service Unavailable")
+    mock.get(f"{B}/v2/images/{ID2}", status_code=503, text="Service Unavailable")
+    mock.get(list_uri(C), [{"json": {"images": [record(ID0, "saving"), record(ID1, "queued")]}},
+                           {"json": {"images": []}}])
+    mock.get(f"{C}/v2/info/stores/detail", json={"stores": [
+        {"id": "shared", "type": "file", "default": True, "properties": {"data_dir": DATA_DIR}}]})
+    mock.delete(f"{C}/v2/images/{ID0}", status_code=204)
+    mock.delete(f"{C}/v2/images/{ID1}", status_code=204)
+    mock.get(f"{C}/v2/images/{ID2}", [{"status_code": 404}, {"json": active(ID2, data)}])
+    mock.post(f"{C}/v2/images", status_code=201, json=record(ID2, "queued"))
+    mock.put(f"{C}/v2/images/{ID2}/file", text=consume_upload)
+
+    book = HostHealthBook()
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B, C], book=book)
+
+    assert calls(mock) == [
+        ("A", "GET", "/v2/images?os_hidden=false"),
+        ("B", "GET", "/v2/images?os_hidden=false"),
+        ("C", "GET", "/v2/images?os_hidden=false"),
+        ("C", "GET", "/v2/images?os_hidden=true"),
+        ("C", "GET", "/v2/info/stores/detail"),
+        ("C", "DELETE", f"/v2/images/{ID0}"),
+        ("C", "DELETE", f"/v2/images/{ID1}"),
+        # A refused: never contacted again in this run. B gets one more chance and fails.
+        ("B", "GET", f"/v2/images/{ID2}"),
+        ("C", "GET", f"/v2/images/{ID2}"),
+        ("C", "POST", "/v2/images"),
+        ("C", "PUT", f"/v2/images/{ID2}/file"),
+        ("C", "GET", f"/v2/images/{ID2}"),
+    ]
+    posted = [r for r in mock.request_history if r.method == "POST" and r.netloc.startswith("host-")]
+    assert len(posted) == 1
+    assert posted[0].json() == {"id": ID2, "name": "cirros", "disk_format": "raw", "container_format": "bare",
+                                "visibility": "private", "tags": ["lab"], "os_distro": "cirros",
+                                KEY_PROPERTY: KEY}
+    assert (result.image_id, result.host, result.status, result.adopted) == (ID2, C, "active", False)
+    assert result.size == len(data)
+    assert result.os_hash_value == hashlib.sha512(data).hexdigest()
+    assert [(a.host, a.outcome) for a in result.attempts] == [
+        (A, "refused"), (B, "server-error"), (C, "deleted-leftover"), (C, "deleted-leftover"),
+        (B, "server-error"), (C, "created")]
+    assert result.orphans_as_dicts() == [{"image_id": ID0, "path": f"{DATA_DIR}/{ID0}"}]
+    # The next image starts with the host that served, and tries the refused one last.
+    assert book.order([A, B, C]) == [C, A, B]
+
+
+def test_host_dying_mid_upload_leaves_saving_record_next_host_uses_next_id(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    data = image_file.read_bytes()
+    mock.get(list_uri(A), exc=REFUSED)
+    mock.get(list_uri(B), json={"images": []})
+    mock.get(f"{B}/v2/images/{ID0}", status_code=404)
+    mock.post(f"{B}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{B}/v2/images/{ID0}/file",
+             exc=requests.exceptions.ConnectionError("('Connection aborted.', ConnectionResetError(104))"))
+    mock.get(f"{C}/v2/images/{ID0}", json=record(ID0, "saving"))
+    mock.get(f"{C}/v2/info/stores/detail", json={"stores": [
+        {"id": "shared", "type": "file", "default": True, "properties": {"data_dir": DATA_DIR}}]})
+    mock.delete(f"{C}/v2/images/{ID0}", status_code=204)
+    mock.get(f"{C}/v2/images/{ID1}", [{"status_code": 404}, {"json": active(ID1, data)}])
+    mock.post(f"{C}/v2/images", status_code=201, json=record(ID1, "queued"))
+    mock.put(f"{C}/v2/images/{ID1}/file", text=consume_upload)
+
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B, C], book=HostHealthBook())
+
+    assert calls(mock) == [
+        ("A", "GET", "/v2/images?os_hidden=false"),
+        ("B", "GET", "/v2/images?os_hidden=false"),
+        ("B", "GET", "/v2/images?os_hidden=true"),
+        ("B", "GET", f"/v2/images/{ID0}"),
+        ("B", "POST", "/v2/images"),
+        ("B", "PUT", f"/v2/images/{ID0}/file"),
+        ("C", "GET", f"/v2/images/{ID0}"),
+        ("C", "GET", "/v2/info/stores/detail"),
+        ("C", "DELETE", f"/v2/images/{ID0}"),
+        ("C", "GET", f"/v2/images/{ID1}"),
+        ("C", "POST", "/v2/images"),
+        ("C", "PUT", f"/v2/images/{ID1}/file"),
+        ("C", "GET", f"/v2/images/{ID1}"),
+    ]
+    assert (result.image_id, result.host) == (ID1, C)
+    assert ("connection-lost" in [a.outcome for a in result.attempts])
+    assert result.orphans_as_dicts() == [{"image_id": ID0, "path": f"{DATA_DIR}/{ID0}"}]
+
+
+def test_all_hosts_fail_error_lists_each_host_and_no_record_is_left(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    mock.get(list_uri(A), exc=REFUSED)
+    mock.get(list_uri(B), json={"images": []})
+    mock.get(f"{B}/v2/images/{ID0}", [{"status_code": 404}, {"json": record(ID0, "queued")}])
+    mock.post(f"{B}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{B}/v2/images/{ID0}/file", status_code=503, text="Service Unavailable")
+    mock.get(f"{C}/v2/images/{ID0}", exc=requests.exceptions.ReadTimeout("read timed out"))
+    mock.delete(f"{B}/v2/images/{ID0}", status_code=204)
+
+    with pytest.raises(FailoverError) as err:
+        create_image(session(), spec(), ImageSource(str(image_file)), [A, B, C], book=HostHealthBook())
+
+    message = str(err.value)
+    assert f"{A}: refused: connection refused" in message
+    assert f"{B}: server-error: PUT /v2/images/{ID0}/file answered 503" in message
+    assert f"{C}: read-timeout" in message
+    assert PASSWORD not in message
+    assert calls(mock) == [
+        ("A", "GET", "/v2/images?os_hidden=false"),
+        ("B", "GET", "/v2/images?os_hidden=false"),
+        ("B", "GET", "/v2/images?os_hidden=true"),
+        ("B", "GET", f"/v2/images/{ID0}"),
+        ("B", "POST", "/v2/images"),
+        ("B", "PUT", f"/v2/images/{ID0}/file"),
+        ("C", "GET", f"/v2/images/{ID0}"),
+        # Cleanup: neither the refused nor the frozen host is asked again; B deletes the record.
+        ("B", "GET", f"/v2/images/{ID0}"),
+        ("B", "DELETE", f"/v2/images/{ID0}"),
+    ]
+
+
+def test_no_host_reachable_at_all(mock: requests_mock.Mocker, image_file: Path) -> None:
+    for host in (A, B, C):
+        mock.get(list_uri(host), exc=REFUSED)
+    with pytest.raises(FailoverError) as err:
+        create_image(session(), spec(), ImageSource(str(image_file)), [A, B, C], book=HostHealthBook())
+    assert str(err.value).count("connection refused") == 3
+    assert len(calls(mock)) == 3
+
+
+def test_an_active_image_with_the_key_is_adopted_and_duplicates_removed(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    data = image_file.read_bytes()
+    mock.get(list_uri(A), [{"json": {"images": [active(ID2, data), active(ID1, data)]}},
+                           {"json": {"images": []}}])
+    mock.get(f"{A}/v2/images/{ID0}", status_code=404)
+    mock.delete(f"{A}/v2/images/{ID2}", status_code=204)
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook())
+    assert (result.image_id, result.adopted) == (ID1, True)
+    assert calls(mock) == [
+        ("A", "GET", "/v2/images?os_hidden=false"),
+        ("A", "GET", "/v2/images?os_hidden=true"),
+        ("A", "GET", f"/v2/images/{ID0}"),  # killed records are never listed: looked up by id
+        ("A", "DELETE", f"/v2/images/{ID2}"),
+    ]
+
+
+def test_killed_record_found_by_id_is_deleted_and_a_deleted_id_is_skipped(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    data = image_file.read_bytes()
+    mock.get(list_uri(A), [{"json": {"images": [record(ID1, "queued")]}}, {"json": {"images": []}}])
+    mock.get(f"{A}/v2/images/{ID0}", json=record(ID0, "killed"))
+    mock.delete(f"{A}/v2/images/{ID0}", status_code=204)
+    mock.delete(f"{A}/v2/images/{ID1}", status_code=204)
+    # ID2 was used and deleted long ago: Glance answers 404 to GET and 409 to POST.
+    mock.get(f"{A}/v2/images/{ID2}", status_code=404)
+    id3 = attempt_image_id(KEY, 3)
+    mock.get(f"{A}/v2/images/{id3}", [{"status_code": 404}, {"json": active(id3, data)}])
+    mock.post(f"{A}/v2/images", [{"status_code": 409, "text": "already exists"},
+                                 {"status_code": 201, "json": record(id3, "queued")}])
+    mock.put(f"{A}/v2/images/{id3}/file", text=consume_upload)
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A], book=HostHealthBook())
+    assert result.image_id == id3
+    assert [c for c in calls(mock) if c[1] in ("DELETE", "POST")] == [
+        ("A", "DELETE", f"/v2/images/{ID0}"), ("A", "DELETE", f"/v2/images/{ID1}"),
+        ("A", "POST", "/v2/images"), ("A", "POST", "/v2/images")]
+    assert [r.json()["id"] for r in mock.request_history if r.method == "POST" and "host-" in r.netloc] == [
+        ID2, id3]
+
+
+def test_checksum_mismatch_is_deleted_and_retried_on_the_next_host(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    data = image_file.read_bytes()
+    mock.get(list_uri(A), json={"images": []})
+    mock.get(f"{A}/v2/images/{ID0}", [{"status_code": 404}, {"json": active(ID0, b"other bytes")}])
+    mock.post(f"{A}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{A}/v2/images/{ID0}/file", text=consume_upload)
+    mock.delete(f"{A}/v2/images/{ID0}", status_code=204)
+    mock.get(f"{B}/v2/images/{ID1}", [{"status_code": 404}, {"json": active(ID1, data)}])
+    mock.post(f"{B}/v2/images", status_code=201, json=record(ID1, "queued"))
+    mock.put(f"{B}/v2/images/{ID1}/file", text=consume_upload)
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook())
+    assert (result.image_id, result.host) == (ID1, B)
+    assert ("A", "DELETE", f"/v2/images/{ID0}") in calls(mock)
+    assert "verify-failed" in [a.outcome for a in result.attempts]
+
+
+def test_token_refused_during_upload_reauthenticates_and_retries_the_same_host_once(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    data = image_file.read_bytes()
+    mock.get(list_uri(A), json={"images": []})
+    mock.get(f"{A}/v2/images/{ID0}", [{"status_code": 404}, {"json": record(ID0, "queued")},
+                                      {"json": active(ID0, data)}])
+    mock.post(f"{A}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{A}/v2/images/{ID0}/file", [{"status_code": 401}, {"text": consume_upload}])
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook())
+    assert (result.image_id, result.host) == (ID0, A)
+    assert [c for c in calls(mock) if c[1] == "PUT"] == [("A", "PUT", f"/v2/images/{ID0}/file")] * 2
+    assert [r.path for r in mock.request_history].count("/v3/auth/tokens") == 2
+
+
+def test_a_host_known_bad_is_tried_last_by_later_images(mock: requests_mock.Mocker, image_file: Path) -> None:
+    book = HostHealthBook()
+    book.mark_bad(A, "connection refused")
+    data = image_file.read_bytes()
+    mock.get(list_uri(B), json={"images": []})
+    mock.get(f"{B}/v2/images/{ID0}", [{"status_code": 404}, {"json": active(ID0, data)}])
+    mock.post(f"{B}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{B}/v2/images/{ID0}/file", text=consume_upload)
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=book)
+    assert result.host == B
+    assert all(c[0] == "B" for c in calls(mock))
+
+
+def test_no_endpoints_is_a_clear_error(image_file: Path) -> None:
+    with pytest.raises(FailoverError, match="no image-library endpoint"):
+        create_image(session(), spec(), ImageSource(str(image_file)), [], book=HostHealthBook(),
+                     timeouts=Timeouts())
