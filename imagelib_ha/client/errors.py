@@ -145,6 +145,17 @@ class RoleConvergeTimeout(PcdError):
     )
 
 
+class MountPathMismatch(PcdError):
+    """A host's Glance stores images somewhere else than the configured shared mount path."""
+
+    template = (
+        "Host {hostname} ({host_id}) stores images at '{actual}' (its pf9-glance-role "
+        "filesystem_store_datadir), but the image library expects the shared store at '{expected}'. "
+        "Mount the share at '{expected}' on that host (the same path on every host), or correct its "
+        "mountPath in pcd-imagelib-ha:hosts."
+    )
+
+
 # --- blueprint ---------------------------------------------------------------------------------------
 
 

@@ -64,6 +64,13 @@ def _first_ip(value: Any) -> str | None:
     return None
 
 
+def _extension_data(value: Any) -> str | None:
+    """The value of a hostagent extension, given bare or as ``{"status": ..., "data": ...}``."""
+    if isinstance(value, Mapping):
+        value = value.get("data")
+    return value if isinstance(value, str) and value else None
+
+
 @dataclass(frozen=True)
 class ResmgrHost:
     """One host as resmgr reports it, normalised across the v1 and v2 record shapes.
@@ -88,7 +95,7 @@ class ResmgrHost:
         extensions = record.get("extensions") or {}
         raw_message = record.get("message")
         message = None if raw_message in (None, "", {}) else short_detail(raw_message)
-        region = record.get("region") or info.get("region")
+        region = record.get("region") or info.get("region") or _extension_data(extensions.get("region"))
         ip = _first_ip(extensions.get("ip_address")) or _first_ip(info.get("ip_address"))
         details = record.get("roles_status_details") or {}
         return cls(
@@ -210,6 +217,22 @@ class ResmgrClient:
         if not isinstance(body, Mapping) or not body.get("id"):
             return None
         return ResmgrHost.from_record(body)
+
+    def get_glance_role_settings(self, host_id: str) -> dict[str, Any] | None:
+        """The host's ``pf9-glance-role`` settings (``endpoint_address``, ``filesystem_store_datadir``,
+        ...) from ``GET v2/hosts/{id}?role_settings=true``; None when the host or its settings are absent.
+        """
+        path = f"v2/hosts/{host_id}?role_settings=true"
+        resp = self._request("GET", path)
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise self._fail("GET", path, resp)
+        body = self._body(resp)
+        if not isinstance(body, Mapping):
+            return None
+        settings = (body.get("role_settings") or {}).get(GLANCE_ROLE)
+        return dict(settings) if isinstance(settings, Mapping) else None
 
     def find_host(self, ref: str, hosts: Iterable[ResmgrHost] | None = None) -> ResmgrHost:
         """The host whose id, or else hostname, is ``ref`` (one listing; ``hosts`` reuses one).

@@ -106,6 +106,10 @@ class RoleWaiter:
         self._write_with_conflict_retry("assign", host_id, hostname, start)
         return self._wait_assigned(host_id, hostname, start)
 
+    def wait_assigned(self, host_id: str, hostname: str | None = None) -> ResmgrHost:
+        """Wait, without writing, until a role already assigned (adopted) is applied."""
+        return self._wait_assigned(host_id, hostname, self.clock())
+
     def remove_and_wait(self, host_id: str, hostname: str | None = None) -> None:
         """Remove the role (retrying 409) and wait until the host no longer holds it (or vanished)."""
         start = self.clock()

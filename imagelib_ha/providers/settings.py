@@ -1,26 +1,271 @@
 """``ImageLibrarySettings``: a region's image-library storage settings, as a Pulumi dynamic resource.
 
-Provider logic lands in the next commit; the class and its constructor signature are final.
+On PCD the image-library hosts take their storage from the region's **blueprint**:
+``imageLibraryStorage`` (a filesystem path, or a Cinder volume type name) and
+``imageLibrarySharedStorage``. This resource owns exactly those two fields and writes them with a
+read-modify-write of the whole blueprint (resmgr replaces a blueprint as a whole), so every other field
+survives. Its output ``glance_store_config`` renders the ``glance-api.conf`` store section those settings
+give each host, so ``pulumi preview --diff`` shows a storage change line by line.
+
+Decisions:
+
+* The file store's data dir is the mount path itself (``filesystem_store_datadir = <mount_path>``): the
+  blueprint path is what PCD hands to the role's ``filesystem_store_datadir`` setting, and the lab does
+  the same. Field notes saw images under ``<mount>/glance/<image-id>`` on one release; the health check
+  compares each host's *reported* data dir, so a host laid out differently is caught, not assumed.
+  ``expected_store()`` is the one place that rule lives: the program and health checks use it too.
+* ``delete`` leaves the blueprint as it is. The fields cannot be "unset" (every region's blueprint has
+  a storage value), and restoring the value seen at create time could point hosts still serving images
+  (another stack's, or ones assigned by hand) at a path without their data. The blueprint is harmless
+  once no host holds the role.
+* ``read`` reports the blueprint's live values in place of the inputs they came from, so ``pulumi
+  refresh`` shows drift and the next ``up`` writes the configured values back.
+* ``check`` refuses the HA prerequisite violations (two regions, ``local`` with several hosts, differing
+  mount paths): the apply-time twin of the policy pack.
 """
 
 from __future__ import annotations
 
+import logging
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
+from keystoneauth1 import exceptions as ks_exc
 from pulumi import Input, Output, ResourceOptions
-from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
 
-from imagelib_ha.providers.common import PROVIDER_VERSION
+from imagelib_ha.client.resmgr import BLUEPRINT_SHARED, BLUEPRINT_STORAGE, ResmgrClient
+from imagelib_ha.client.session import CloudAccess, make_session
+from imagelib_ha.providers.common import PROVIDER_VERSION, diff_inputs, is_unknown
+from imagelib_ha.providers.prereqs import ha_prerequisite_failures
+from imagelib_ha.providers.role import cloud_failures, credentials_rejected
 
+LOG = logging.getLogger(__name__)
+
+BACKENDS = ("nfs", "cinder", "local")
+FILE_BACKENDS = frozenset({"nfs", "local"})
+FILE_STORE_ID = "file"
+CINDER_STORE_ID = "cinder"
+
+INPUT_KEYS = (
+    "cloud",
+    "provider_version",
+    "region",
+    "blueprint",
+    "backend",
+    "mount_path",
+    "volume_type",
+    "shared",
+    "hosts",
+)
 OUTPUT_KEYS = ("glance_store_config", "blueprint_storage", "blueprint_shared")
 
 
+# --- rendering (pure; also used by the program and the health check) -----------------------------
+
+
+def expected_store(backend: str, *, mount_path: str | None, volume_type: str | None) -> dict[str, Any]:
+    """What each host's Glance should report for its default store (``GET /v2/info/stores/detail``).
+
+    ``{"type": "file", "data_dir": <mount_path>}`` for ``nfs``/``local``, ``{"type": "cinder",
+    "volume_type": ...}`` for ``cinder``: the ``expected_store`` input of ``ImageLibraryHealth``.
+    """
+    if backend == "cinder":
+        return {"type": "cinder", "volume_type": volume_type}
+    return {"type": "file", "data_dir": posixpath.normpath(mount_path) if mount_path else None}
+
+
+def render_glance_store_config(backend: str, *, mount_path: str | None, volume_type: str | None) -> str:
+    """The ``glance-api.conf`` store section a host gets from these settings (multi-store syntax)."""
+    if backend == "cinder":
+        store_id, store_type = CINDER_STORE_ID, "cinder"
+        store_lines = [f"cinder_volume_type = {volume_type}"]
+    else:
+        store_id, store_type = FILE_STORE_ID, "file"
+        data_dir = expected_store(backend, mount_path=mount_path, volume_type=None)["data_dir"]
+        store_lines = [f"filesystem_store_datadir = {data_dir}"]
+    lines = [
+        "[DEFAULT]",
+        f"enabled_backends = {store_id}:{store_type}",
+        "",
+        "[glance_store]",
+        f"default_backend = {store_id}",
+        "",
+        f"[{store_id}]",
+        *store_lines,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def blueprint_storage_value(backend: str, *, mount_path: str | None, volume_type: str | None) -> str | None:
+    """The ``imageLibraryStorage`` value: the path for file backends, the volume type for Cinder."""
+    return volume_type if backend == "cinder" else mount_path
+
+
+# --- the provider ----------------------------------------------------------------------------------
+
+
+def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    inputs = {key: props.get(key) for key in INPUT_KEYS}
+    if inputs["provider_version"] is None:
+        inputs["provider_version"] = PROVIDER_VERSION
+    if inputs["blueprint"] is None and not is_unknown(inputs["region"]):
+        inputs["blueprint"] = inputs["region"]
+    if inputs["shared"] is None and not is_unknown(inputs["backend"]):
+        inputs["shared"] = inputs["backend"] != "local"
+    if inputs["hosts"] is None:
+        inputs["hosts"] = []
+    return inputs
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not is_unknown(value)
+
+
+def _field_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
+    failures: list[CheckFailure] = []
+    region, backend = inputs["region"], inputs["backend"]
+    if not is_unknown(region) and not (isinstance(region, str) and region):
+        failures.append(CheckFailure("region", "must be the region name (pcd-imagelib-ha:cloud.region)"))
+    blueprint = inputs["blueprint"]
+    if _known(blueprint) and not (isinstance(blueprint, str) and blueprint and "/" not in blueprint):
+        failures.append(
+            CheckFailure("blueprint", "must be a blueprint name (no '/'), default the region name")
+        )
+    if not is_unknown(backend) and backend not in BACKENDS:
+        failures.append(CheckFailure(
+            "backend", "must be one of nfs, cinder, local (pcd-imagelib-ha:storage.backend)"
+        ))
+    mount_path, volume_type, shared = inputs["mount_path"], inputs["volume_type"], inputs["shared"]
+    if backend in FILE_BACKENDS and not is_unknown(mount_path) and not (
+        isinstance(mount_path, str) and posixpath.isabs(mount_path)
+    ):
+        key = "storage.nfs.mountPath" if backend == "nfs" else "storage.local.path"
+        failures.append(CheckFailure(
+            "mount_path", f"{backend} storage needs an absolute path: set pcd-imagelib-ha:{key}"
+        ))
+    if backend == "cinder" and not is_unknown(volume_type) and not (
+        isinstance(volume_type, str) and volume_type
+    ):
+        failures.append(CheckFailure(
+            "volume_type", "cinder storage needs a volume type: set pcd-imagelib-ha:storage.cinder.volumeType"
+        ))
+    if _known(shared) and not isinstance(shared, bool):
+        failures.append(CheckFailure("shared", "must be true or false"))
+    elif backend == "local" and shared is True:
+        failures.append(CheckFailure(
+            "shared", "local storage is not shared between hosts: shared must be false for backend 'local'"
+        ))
+    hosts = inputs["hosts"]
+    if not is_unknown(hosts) and not isinstance(hosts, list | tuple):
+        failures.append(CheckFailure("hosts", "must be a list of {host, region, mount_path}"))
+    return failures
+
+
 class ImageLibrarySettingsProvider(ResourceProvider):
-    """Writes the region blueprint's image-library storage fields and renders the Glance store config."""
+    """Writes the region blueprint's image-library storage fields and renders the Glance store config.
+
+    Keeps no state on ``self``: every call builds its own session.
+    """
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = _inputs(news)
+        failures = cloud_failures(inputs["cloud"]) + _field_failures(inputs)
+        failures += [
+            CheckFailure(prop, reason)
+            for prop, reason in ha_prerequisite_failures(
+                region=inputs["region"],
+                backend=inputs["backend"],
+                hosts=inputs["hosts"],
+                mount_path=inputs["mount_path"],
+            )
+        ]
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        old_inputs = {k: olds[k] for k in INPUT_KEYS if k in olds}
+        new_inputs = {k: news[k] for k in INPUT_KEYS if k in news}
+        # Another region or blueprint is another object: replace (the old one's delete writes nothing).
+        return diff_inputs(old_inputs, new_inputs, replace_on=("region", "blueprint"))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        raise NotImplementedError("ImageLibrarySettingsProvider.create is not implemented yet")
+        inputs = _inputs(props)
+        outs = self._write(inputs)
+        return CreateResult(id_=f"{inputs['region']}/{inputs['blueprint']}", outs=outs)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._write(_inputs(news)))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        inputs = _inputs(props)
+        client = self._client(inputs)
+        try:
+            blueprint = client.get_blueprint(inputs["blueprint"])
+        except ks_exc.Unauthorized:
+            raise credentials_rejected(inputs["cloud"]) from None
+        if blueprint is None:
+            return ReadResult(id_="", outs={})
+        live_storage = blueprint.get(BLUEPRINT_STORAGE)
+        live_shared = blueprint.get(BLUEPRINT_SHARED)
+        live = dict(inputs)
+        if inputs["backend"] == "cinder":
+            live["volume_type"] = live_storage
+        else:
+            live["mount_path"] = live_storage
+        live["shared"] = live_shared
+        return ReadResult(id_=id_, outs=self._outputs(live, storage=live_storage, shared=live_shared))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        # Deliberately leaves the blueprint as it is: see the module docstring.
+        LOG.info(
+            "image-library settings of blueprint %s left in place (a blueprint always holds a storage value)",
+            props.get("blueprint"),
+        )
+
+    # --- steps -----------------------------------------------------------------------------------
+    @staticmethod
+    def _client(inputs: Mapping[str, Any]) -> ResmgrClient:
+        access = CloudAccess.from_dict(inputs["cloud"])
+        # The settings' region picks the resmgr endpoint (and blueprint) even if the cloud's differs.
+        return ResmgrClient(make_session(access), region=inputs["region"])
+
+    def _write(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        storage = blueprint_storage_value(
+            inputs["backend"], mount_path=inputs["mount_path"], volume_type=inputs["volume_type"]
+        )
+        shared = bool(inputs["shared"])
+        client = self._client(inputs)
+        try:
+            change = client.set_image_library_storage(
+                inputs["blueprint"], storage=str(storage), shared=shared
+            )
+        except ks_exc.Unauthorized:
+            raise credentials_rejected(inputs["cloud"]) from None
+        if change.written:
+            LOG.info("blueprint %s: image-library storage %s -> %s", change.name, dict(change.before),
+                     dict(change.after))
+        return self._outputs(inputs, storage=storage, shared=shared)
+
+    @staticmethod
+    def _outputs(inputs: Mapping[str, Any], *, storage: Any, shared: Any) -> dict[str, Any]:
+        return {
+            **inputs,
+            "glance_store_config": render_glance_store_config(
+                inputs["backend"], mount_path=inputs["mount_path"], volume_type=inputs["volume_type"]
+            ),
+            "blueprint_storage": storage,
+            "blueprint_shared": shared,
+        }
 
 
 class ImageLibrarySettings(Resource, module="imagelib", name="ImageLibrarySettings"):
