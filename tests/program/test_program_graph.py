@@ -1,0 +1,252 @@
+"""The program under mocks builds the expected resource graph for the lab and the example configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from program_configs import (
+    EXAMPLE_PASSWORD,
+    LAB_PASSWORD,
+    example_cinder_config,
+    example_nfs_config,
+    lab_config,
+    with_change,
+)
+
+from imagelib_ha.inprocess.recording import ProgramRun, RecordedResource, run_program, run_program_under_mocks
+
+HA = "pcd-imagelib-ha:index:ImageLibraryHA"
+STORAGE = "pcd-imagelib-ha:index:SharedImageStorage"
+HOST = "pcd-imagelib-ha:index:ImageLibraryHost"
+ROLE = "pulumi-python:dynamic/imagelib:ImageLibraryRole"
+SETTINGS = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
+HEALTH = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
+IMAGE = "pulumi-python:dynamic/imagelib:FailoverImage"
+VOLUME_TYPE = "openstack:blockstorage/volumeTypeV3:VolumeTypeV3"
+OPENSTACK_PROVIDER = "pulumi:providers:openstack"
+DYNAMIC = (ROLE, SETTINGS, HEALTH, IMAGE)
+
+
+def one(run: ProgramRun, type_: str) -> RecordedResource:
+    found = run.by_type(type_)
+    assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
+    return found[0]
+
+
+def holds(value: Any, needle: str) -> bool:
+    if isinstance(value, str):
+        return needle in value
+    if isinstance(value, dict):
+        return any(holds(v, needle) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(holds(v, needle) for v in value)
+    return False
+
+
+@pytest.fixture
+def lab_run(lab_env: dict[str, str]) -> ProgramRun:
+    return run_program(lab_config(), stack="lab")
+
+
+@pytest.mark.parametrize(
+    ("make_config", "stack", "expected_hosts"),
+    [
+        (lab_config, "lab", 3),
+        (example_nfs_config, "example", 3),
+        (example_cinder_config, "example", 3),
+    ],
+)
+def test_one_role_per_host_health_after_all_roles_images_after_health(
+    lab_env: dict[str, str], make_config: Any, stack: str, expected_hosts: int
+) -> None:
+    config = make_config()
+    run = run_program(config, stack=stack)
+    by_urn = run.by_urn()
+    ha = one(run, HA)
+
+    hosts = run.by_type(HOST)
+    roles = run.by_type(ROLE)
+    assert len(hosts) == len(roles) == expected_hosts
+    assert sorted(r.inputs["host"] for r in roles) == sorted(
+        h.get("hostname") or h.get("id") for h in config["hosts"]
+    )
+    for role in roles:
+        owner = by_urn[role.parent]
+        assert owner.type == HOST and owner.parent == ha.urn
+        assert role.name == f"{owner.name}-role"
+        assert owner.inputs["host"] == role.inputs["host"]
+        # A role waits for the region's image-library settings.
+        settings = one(run, SETTINGS)
+        assert settings.urn in role.dependencies
+
+    health = one(run, HEALTH)
+    assert health.parent == ha.urn
+    assert set(health.dependencies) == {r.urn for r in roles}
+    assert len(health.inputs["role_host_ids"]) == expected_hosts
+
+    images = run.by_type(IMAGE)
+    assert len(images) == len(config["images"])
+    for image in images:
+        assert image.parent == ha.urn
+        assert health.urn in image.dependencies
+        assert image.name.startswith(f"{ha.name}-image-")
+
+
+def test_children_are_named_after_and_parented_to_their_component(lab_run: ProgramRun) -> None:
+    ha = one(lab_run, HA)
+    assert ha.name == "imagelib-regionone"
+    for resource in lab_run.resources:
+        if resource is ha:
+            continue
+        parent = lab_run.by_urn()[resource.parent]
+        assert resource.name.startswith(parent.name + "-"), resource.name
+
+
+def test_type_tokens_follow_the_contract(lab_run: ProgramRun) -> None:
+    types = {r.type for r in lab_run.resources}
+    assert types == {HA, STORAGE, HOST, ROLE, SETTINGS, HEALTH, IMAGE}
+
+
+def test_component_props_carry_config_known_facts_for_policies(
+    lab_run: ProgramRun, lab_env: dict[str, str]
+) -> None:
+    props = one(lab_run, HA).inputs
+    assert props["region"] == "RegionOne"
+    assert props["backend"] == "nfs"
+    assert props["mount_path"] == lab_env["PCD_LAB_STORE_PATH"]
+    assert props.get("volume_type") is None  # None props are not sent to the engine
+    assert props["host_count"] == 3
+    assert props["host_names"] == ["lab-host-1.lab.local", "lab-host-2.lab.local", "lab-host-3.lab.local"]
+    assert props["hosts"][0] == {"host": "lab-host-1.lab.local", "region": None, "mount_path": None}
+    assert props["lab"] is True and props["insecure"] is False
+    host = lab_run.by_type(HOST)[0].inputs
+    assert host["deployment"] == "imagelib-regionone"
+    storage = one(lab_run, STORAGE).inputs
+    assert storage["backend"] == "nfs" and storage["region"] == "RegionOne"
+
+
+def test_nfs_variant_creates_no_volume_type_and_renders_a_file_store(lab_env: dict[str, str]) -> None:
+    run = run_program(example_nfs_config(), stack="example")
+    assert run.by_type(VOLUME_TYPE) == []
+    assert run.by_type(OPENSTACK_PROVIDER) == []
+    storage = one(run, STORAGE).inputs
+    assert (storage["nfs_server"], storage["nfs_export"]) == ("nfs.example.com", "/exports/imagelibrary")
+    rendered = storage["glance_store_config"]
+    assert "enabled_backends = file:file" in rendered
+    assert "default_backend = file" in rendered
+    assert "filesystem_store_datadir = /var/opt/imagelibrary/data" in rendered
+    assert "cinder" not in rendered
+    assert run.outputs["glance_store_config"] == rendered
+    health = one(run, HEALTH).inputs
+    assert health["expected_store"] == {"type": "file", "data_dir": "/var/opt/imagelibrary/data"}
+    settings = one(run, SETTINGS).inputs
+    assert (settings["backend"], settings["mount_path"], settings["shared"]) == (
+        "nfs",
+        "/var/opt/imagelibrary/data",
+        True,
+    )
+
+
+def test_cinder_variant_creates_exactly_one_volume_type_with_the_explicit_provider() -> None:
+    run = run_program(example_cinder_config(), stack="example")
+    volume_type = one(run, VOLUME_TYPE)
+    provider = one(run, OPENSTACK_PROVIDER)
+    assert volume_type.provider.startswith(provider.urn + "::")
+    assert volume_type.inputs["name"] == "imagelibrary"
+    assert volume_type.inputs["extraSpecs"] == {"volume_backend_name": "ceph-ssd"}
+    storage = one(run, STORAGE)
+    assert volume_type.parent == storage.urn and provider.parent == storage.urn
+    assert provider.inputs["authUrl"] == "https://pcd.example.com/keystone/v3"
+    assert provider.inputs["region"] == "Region1"
+    assert provider.inputs["cacertFile"] == "/etc/ssl/certs/pcd-example-ca.pem"
+    # pulumi-openstack receives provider args as JSON strings: TLS verification stays on.
+    assert provider.inputs["insecure"] == "false"
+    rendered = storage.inputs["glance_store_config"]
+    assert "enabled_backends = cinder:cinder" in rendered
+    assert "cinder_volume_type = imagelibrary" in rendered
+    assert "filesystem_store_datadir" not in rendered
+    assert one(run, HEALTH).inputs["expected_store"] == {"type": "cinder", "volume_type": "imagelibrary"}
+    assert one(run, SETTINGS).inputs["volume_type"] == "imagelibrary"
+    # The settings (blueprint) wait for the volume type to exist.
+    assert volume_type.urn in one(run, SETTINGS).dependencies
+
+
+def test_insecure_reaches_the_openstack_provider() -> None:
+    run = run_program(with_change(example_cinder_config(), "cloud.insecure", True), stack="example")
+    assert one(run, OPENSTACK_PROVIDER).inputs["insecure"] == "true"
+    assert one(run, HA).inputs["insecure"] is True
+
+
+@pytest.mark.parametrize(
+    ("make_config", "password"),
+    [
+        (lab_config, LAB_PASSWORD),
+        (example_nfs_config, EXAMPLE_PASSWORD),
+        (example_cinder_config, EXAMPLE_PASSWORD),
+    ],
+)
+def test_password_is_secret_everywhere_it_appears(
+    lab_env: dict[str, str], make_config: Any, password: str
+) -> None:
+    run = run_program(make_config(), stack="example")
+    carriers = 0
+    for resource in run.resources:
+        for key, value in resource.inputs.items():
+            if holds(value, password):
+                carriers += 1
+                assert key in resource.secret_inputs, f"{resource.type} {resource.name}: {key} is not secret"
+        if resource.type in DYNAMIC:
+            assert "cloud" in resource.secret_inputs
+            assert resource.inputs["cloud"]["password"] == password
+        if resource.type in (HA, STORAGE, HOST):
+            assert not holds(resource.inputs, password)
+    for provider in run.by_type(OPENSTACK_PROVIDER):
+        assert provider.inputs["password"] == password and "password" in provider.secret_inputs
+    assert carriers >= len([r for r in run.resources if r.type in DYNAMIC])
+    assert not holds(run.outputs, password)
+
+
+def test_images_are_protected_outside_the_lab_only(lab_run: ProgramRun) -> None:
+    assert [r.protect for r in lab_run.by_type(IMAGE)] == [False, False]
+    example = run_program(example_nfs_config(), stack="example")
+    assert [r.protect for r in example.by_type(IMAGE)] == [True]
+    unprotected = run_program(with_change(example_nfs_config(), "images.0.protect", False), stack="example")
+    assert [r.protect for r in unprotected.by_type(IMAGE)] == [False]
+
+
+def test_image_identity_defaults_to_project_stack_name_or_the_configured_key() -> None:
+    run = run_program(example_nfs_config(), stack="prod")
+    assert one(run, IMAGE).inputs["identity"] == "pcd-imagelib-ha/prod/ubuntu-24.04"
+    keyed = run_program(with_change(example_nfs_config(), "images.0.key", "golden/ubuntu"), stack="prod")
+    assert one(keyed, IMAGE).inputs["identity"] == "golden/ubuntu"
+
+
+def test_role_and_health_inputs_come_from_the_settings() -> None:
+    run = run_program(example_nfs_config(), stack="example")
+    role = next(r for r in run.by_type(ROLE) if r.inputs["host"] == "pcd-host-01.example.com")
+    assert role.inputs["expected_region"] == "Region1"
+    assert role.inputs["expected_mount_path"] == "/var/opt/imagelibrary/data"
+    assert (role.inputs["converge_timeout"], role.inputs["poll_interval"]) == (1800, 5)
+    health = one(run, HEALTH).inputs
+    assert health["min_healthy"] == 2
+    assert (health["service_unit"], health["log_path"]) == ("pf9-glance-api", "/var/log/pf9/glance-api.log")
+    assert health["hosts"][2] == {
+        "host": "6f1c2a8e-2b7d-4a55-9d0e-3c1b7a9f4e21",
+        "region": "Region1",
+        "mount_path": "/var/opt/imagelibrary/data",
+    }
+
+
+def test_preview_builds_the_same_graph(lab_env: dict[str, str]) -> None:
+    up = run_program_under_mocks(lab_config(), stack="lab")
+    preview = run_program_under_mocks(lab_config(), stack="lab", preview=True)
+    assert sorted((r.type, r.urn) for r in up) == sorted((r.type, r.urn) for r in preview)
+
+
+def test_runs_do_not_leak_into_each_other(lab_env: dict[str, str]) -> None:
+    first = run_program(example_cinder_config(), stack="one")
+    second = run_program(lab_config(), stack="two")
+    assert all(r.urn.startswith("urn:pulumi:two::") for r in second.resources)
+    assert len(second.resources) < len(first.resources)
+    assert second.by_type(VOLUME_TYPE) == []
