@@ -118,7 +118,7 @@ def test_component_props_carry_config_known_facts_for_policies(
     assert props.get("volume_type") is None  # None props are not sent to the engine
     assert props["host_count"] == 3
     assert props["host_names"] == ["lab-host-1.lab.local", "lab-host-2.lab.local", "lab-host-3.lab.local"]
-    assert props["hosts"][0] == {"host": "lab-host-1.lab.local", "region": None, "mount_path": None}
+    assert props["hosts"][0] == {"host": "lab-host-1.lab.local"}  # unset region and mount path: not sent
     assert props["lab"] is True and props["insecure"] is False
     host = lab_run.by_type(HOST)[0].inputs
     assert host["deployment"] == "imagelib-regionone"
