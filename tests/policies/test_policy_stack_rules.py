@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from imagelib_policies import rules
 from policy_fixtures import (
@@ -61,7 +61,8 @@ def test_single_region_unknown_region_skips() -> None:
 def test_single_region_ignores_computed_role_region_output() -> None:
     stack = build_stack()
     role = next(r for r in stack.resources if r.name == "imagelib-host-3-role")
-    role.props["region"] = "RegionTwo"  # an output (what PCD reports), not what the config says
+    # An output (what PCD reports after apply), not what the config says; props are a mutable proxy.
+    cast(Any, role.props)["region"] = "RegionTwo"
     assert violations(rules.single_region, stack.args()) == []
 
 
