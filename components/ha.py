@@ -8,10 +8,9 @@ import pulumi
 
 from components.host import ImageLibraryHost, host_slug
 from components.storage import SharedImageStorage
-from imagelib_ha.glance_store import expected_store
 from imagelib_ha.providers.health import ImageLibraryHealth
 from imagelib_ha.providers.image import FailoverImage
-from imagelib_ha.providers.settings import ImageLibrarySettings
+from imagelib_ha.providers.settings import ImageLibrarySettings, expected_store
 from imagelib_ha.settings import StackSettings
 
 TYPE = "pcd-imagelib-ha:index:ImageLibraryHA"

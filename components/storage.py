@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_openstack as openstack
 
-from imagelib_ha.glance_store import render_store_config
+from imagelib_ha.providers.settings import render_glance_store_config
 from imagelib_ha.settings import StackSettings
 
 TYPE = "pcd-imagelib-ha:index:SharedImageStorage"
@@ -31,7 +31,7 @@ class SharedImageStorage(pulumi.ComponentResource):
     ) -> None:
         storage = settings.storage
         nfs = storage.nfs if storage.backend == "nfs" else None
-        rendered = render_store_config(
+        rendered = render_glance_store_config(
             storage.backend, mount_path=storage.mount_path, volume_type=storage.volume_type
         )
         props: dict[str, Any] = {

@@ -95,6 +95,7 @@ class Registration:
     urn: str
     parent: str
     dependencies: list[str]
+    protect: bool
 
 
 _CURRENT = threading.local()
@@ -142,7 +143,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             protect=bool(request.protect),
             additional_secret_outputs=list(request.additionalSecretOutputs),
         )
-        _CURRENT.registration = Registration(urn, request.parent, record.dependencies)
+        _CURRENT.registration = Registration(urn, request.parent, record.dependencies, record.protect)
         try:
             response = super().RegisterResource(request)
         finally:
@@ -236,6 +237,7 @@ def run_program(
     the_mocks = mocks if mocks is not None else EchoMocks()
     monitor = RecordingMonitor(the_mocks)
     with _fresh_runtime(the_mocks, monitor, config, stack, preview):
+
         def execute() -> None:
             runpy.run_path(str(program))
 
