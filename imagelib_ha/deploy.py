@@ -1,0 +1,203 @@
+"""``python -m imagelib_ha.deploy up|down|env``: what ``make up`` and ``make down`` run.
+
+``up`` starts the embedded lab if it is not running, exports its address and password, then runs
+``pulumi up --yes`` on the ``lab`` stack with a local file backend and a passphrase secrets provider.
+Where the Pulumi CLI is not installed, it says so once and runs the same program with the same dynamic
+providers in this process (``imagelib_ha.inprocess.executing``), recording what it creates in a
+manifest. ``down`` destroys the stack (or deletes what the manifest records), then stops the lab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from imagelib_ha.inprocess import executing
+
+REPO = Path(__file__).resolve().parents[1]
+STACK = "lab"
+# The lab stack's passphrase protects only lab passwords that change with every lab: a fixed default
+# keeps `make up` to one command. Real stacks must set their own PULUMI_CONFIG_PASSPHRASE.
+LAB_PASSPHRASE = "pcd-imagelib-ha-lab"  # noqa: S105 - a lab default, documented above
+INSTALL_URL = "https://www.pulumi.com/docs/install/"
+GENERATED_IMAGES = ".lab-images/"
+
+
+class DeployError(RuntimeError):
+    """A deployment step failed; the message says which and what to do."""
+
+
+def stack_file_config(stack: str, root: Path = REPO) -> dict[str, Any]:
+    """The ``config:`` block of ``Pulumi.<stack>.yaml`` as the program would receive it."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise DeployError(f"no stack file {path.name}: create it (see Pulumi.example.yaml)")
+    data = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, Any] = dict(data.get("config") or {})
+    encrypted = [key for key, value in config.items() if _holds_secure(value)]
+    if encrypted:
+        raise DeployError(
+            f"{path.name} holds values encrypted by the Pulumi CLI ({', '.join(encrypted)}), which only "
+            "the CLI can decrypt: install it, or give the secret through an environment variable "
+            "(cloud.passwordEnv)"
+        )
+    return config
+
+
+def _holds_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "secure" in value or any(_holds_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_secure(v) for v in value)
+    return False
+
+
+def write_generated_images(config: dict[str, Any], root: Path = REPO) -> list[Path]:
+    """Create the lab's small image files (deterministic bytes) where the stack config names them."""
+    written = []
+    for index, image in enumerate(config.get("pcd-imagelib-ha:images") or []):
+        source = str(image.get("source", ""))
+        if not source.startswith(GENERATED_IMAGES):
+            continue
+        path = root / source
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = (1 + index) * 1024 * 1024 + 17  # not block-aligned, so a truncated copy shows
+        block = hashlib.sha256(source.encode()).digest()
+        with path.open("wb") as out:
+            remaining = size
+            while remaining > 0:
+                block = hashlib.sha256(block).digest()
+                chunk = (block * 128)[:remaining]
+                out.write(chunk)
+                remaining -= len(chunk)
+        written.append(path)
+    return written
+
+
+def lab_environment(start: bool) -> dict[str, str]:
+    """The lab's address, admin login and store path as environment variables; starts it if asked."""
+    from lab.api import Lab  # the operator tool drives the lab; the client never imports it
+
+    lab = Lab()
+    if not lab.agent_alive():
+        if not start:
+            raise DeployError(f"the lab in {lab.state_dir} is not running: run `make up` first")
+        print(f"starting the lab in {lab.state_dir} (first start takes about half a minute)...", flush=True)
+        lab.up()
+    status = lab.status()
+    env = dict(lab.env())
+    env["PCD_LAB_STORE_PATH"] = str(status["store_path"])
+    return env
+
+
+def stop_lab() -> None:
+    from lab.api import Lab
+
+    lab = Lab()
+    if lab.agent_alive() or lab.state_dir.exists():
+        print(f"stopping the lab in {lab.state_dir}", flush=True)
+        lab.down()
+
+
+def _run(cmd: list[str], env: dict[str, str], *, check: bool = True) -> int:
+    print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    code = subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
+    if check and code != 0:
+        raise DeployError(f"`{' '.join(cmd)}` failed with exit code {code}")
+    return code
+
+
+def _pulumi_env(lab_env: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, **lab_env}
+    env.setdefault("PULUMI_CONFIG_PASSPHRASE", LAB_PASSPHRASE)
+    env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
+    return env
+
+
+def _pulumi_select_stack(pulumi_bin: str, env: dict[str, str]) -> None:
+    state = REPO / ".pulumi-state"
+    state.mkdir(exist_ok=True)
+    _run([pulumi_bin, "login", f"file://{state}"], env)
+    if _run([pulumi_bin, "stack", "select", STACK], env, check=False) != 0:
+        _run([pulumi_bin, "stack", "init", STACK, "--secrets-provider", "passphrase"], env)
+
+
+def notice_without_cli() -> str:
+    return (
+        "notice: the Pulumi CLI was not found on PATH (install it: "
+        f"{INSTALL_URL}). Running the same program with the same dynamic providers in this process "
+        "instead. What differs: no preview, no diff, no policy run; state is kept in the manifest "
+        f".inprocess/{STACK}.json, not in a Pulumi backend."
+    )
+
+
+def up() -> None:
+    lab_env = lab_environment(start=True)
+    os.environ.update(lab_env)
+    config = stack_file_config(STACK)
+    write_generated_images(config)
+    pulumi_bin = shutil.which("pulumi")
+    if pulumi_bin:
+        env = _pulumi_env(lab_env)
+        _pulumi_select_stack(pulumi_bin, env)
+        _run([pulumi_bin, "up", "--yes", "--stack", STACK], env)
+        return
+    print(notice_without_cli(), flush=True)
+    executing.up(config, stack=STACK, root=REPO)
+
+
+def down() -> None:
+    pulumi_bin = shutil.which("pulumi")
+    manifest = executing.manifest_path(REPO, STACK)
+    if pulumi_bin and (REPO / ".pulumi-state").exists():
+        env = _pulumi_env(lab_environment(start=True))
+        _pulumi_select_stack(pulumi_bin, env)
+        _run([pulumi_bin, "destroy", "--yes", "--stack", STACK], env)
+    elif manifest.exists():
+        if not pulumi_bin:
+            print(
+                notice_without_cli().replace("Running the same program", "Deleting what it created"),
+                flush=True,
+            )
+        os.environ.update(lab_environment(start=True))
+        executing.down(stack_file_config(STACK), stack=STACK, root=REPO)
+    else:
+        print("nothing deployed: no Pulumi state and no in-process manifest", flush=True)
+    stop_lab()
+
+
+def print_env() -> None:
+    for key, value in sorted(lab_environment(start=False).items()):
+        print(f"export {key}={shlex.quote(value)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imagelib_ha.deploy", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("up", "down", "env"))
+    parser.add_argument("--traceback", action="store_true", help="show the Python traceback of a failure")
+    args = parser.parse_args(argv)
+    try:
+        {"up": up, "down": down, "env": print_env}[args.command]()
+    except Exception as exc:  # the operator gets the message; --traceback shows the rest
+        if args.traceback:
+            raise
+        kind = "" if isinstance(exc, DeployError | pulumi.RunError) else f"{type(exc).__name__}: "
+        print(f"error: {kind}{exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
