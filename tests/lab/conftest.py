@@ -6,27 +6,38 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from labhelp import REGION_ONE_HOSTS, host, restore_baseline
+from labhelp import REGION_ONE_HOSTS, host, reset_faults, restore_baseline
 
 from lab.api import Lab
 
 
 @pytest.fixture
 def clean_lab(lab: Lab) -> Iterator[Lab]:
-    """The session lab at baseline before and after the test."""
+    """The session lab at baseline (no roles, shared storage, no faults) before and after the test."""
     restore_baseline(lab)
     yield lab
     restore_baseline(lab)
 
 
-@pytest.fixture
-def serving_lab(clean_lab: Lab) -> Iterator[Lab]:
-    """The session lab with the three RegionOne hosts holding the role (granted at once)."""
-    threads = [threading.Thread(target=clean_lab.grant_role, args=(n,)) for n in REGION_ONE_HOSTS]
+@pytest.fixture(scope="module")
+def _role_hosts(lab: Lab) -> Iterator[Lab]:
+    # Granting three roles starts three Glances (seconds each): do it once per module, undo at its end.
+    restore_baseline(lab)
+    threads = [threading.Thread(target=lab.grant_role, args=(n,)) for n in REGION_ONE_HOSTS]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    st = clean_lab.status()
+    yield lab
+    restore_baseline(lab)
+
+
+@pytest.fixture
+def serving_lab(_role_hosts: Lab) -> Iterator[Lab]:
+    """The session lab with the three RegionOne hosts holding the role and serving, no faults."""
+    lab = _role_hosts
+    reset_faults(lab)
+    st = lab.status()
     assert all(host(st, n)["running"] for n in REGION_ONE_HOSTS), st["hosts"]
-    yield clean_lab
+    yield lab
+    reset_faults(lab)

@@ -32,8 +32,8 @@ def host(st: dict[str, Any], name: str) -> dict[str, Any]:
     return next(h for h in st["hosts"] if h["name"] == name)
 
 
-def restore_baseline(lab: Lab) -> None:
-    """No roles, shared storage, no faults, nothing frozen or drained, default resmgr options."""
+def reset_faults(lab: Lab) -> None:
+    """Shared storage, no resmgr faults, default resmgr options, every role host serving."""
     st = lab.status()
     if st["storage"] != "shared":
         lab.set_storage("shared")
@@ -42,10 +42,15 @@ def restore_baseline(lab: Lab) -> None:
                            v2_roles_spelling=cfg.v2_roles_spelling)
     for h in st["hosts"]:
         lab.clear_fault(h["name"])
-        if h["frozen"]:
-            lab.thaw(h["name"])
         if h["drained"]:
             lab.undrain(h["name"])
+        if h["role_state"] == "applied" and (h["frozen"] or not h["running"]):
+            lab.restart(h["name"])
+
+
+def restore_baseline(lab: Lab) -> None:
+    """reset_faults, and no host holding a role."""
+    reset_faults(lab)
     for h in lab.status()["hosts"]:
         if h["roles"] or h["pid"]:
             wait_until(lambda n=h["name"]: not _busy(lab, n), timeout=60, what=f"{h['name']} to settle")
