@@ -138,6 +138,11 @@ class SizedHashingUpload(HashingUpload):
         return self.size
 
 
+def is_default_store(store: Mapping[str, Any]) -> bool:
+    """Glance reports ``default`` as the string ``"true"`` (seen on Glance 33), or a boolean."""
+    return str(store.get("default", "")).lower() == "true"
+
+
 def _status_detail(resp: requests.Response) -> str:
     """A short, secret-free description of an error response for messages."""
     text = (resp.text or "").strip().replace("\n", " ")
@@ -419,7 +424,7 @@ class GlanceHost:
         """The data dir of this host's default (else only) file store, or None if it has none."""
         stores = self.stores_detail()
         files = [s for s in stores if s.get("type") == "file"]
-        chosen = next((s for s in files if s.get("default")), files[0] if files else None)
+        chosen = next((s for s in files if is_default_store(s)), files[0] if files else None)
         if chosen is None:
             return None
         data_dir = (chosen.get("properties") or {}).get("data_dir")
