@@ -55,6 +55,9 @@ STATUSES = (
     "serving", "drained", "down", "frozen", "unauthorized", "misconfigured", "no-shared-data", "error",
 )
 FAILING = frozenset(STATUSES) - {"serving", "drained"}
+# Wrong configuration or unshared data: never tolerated, whatever ``min_healthy`` allows (images would
+# be written where other hosts cannot read them). Other failures only reduce the serving count.
+HARD_FAILURES = frozenset({"misconfigured", "no-shared-data"})
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -168,7 +171,8 @@ class HealthReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failing and not self.problems and self.serving_count >= self.required
+        hard = [h for h in self.hosts if h.status in HARD_FAILURES]
+        return not hard and not self.problems and self.serving_count >= self.required
 
     def failure_message(self) -> str:
         lines = [f"image library of region {self.region!r} is not healthy "
