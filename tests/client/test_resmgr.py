@@ -243,3 +243,23 @@ def test_missing_blueprint_is_a_clear_error(m: Any, response: dict[str, Any]) ->
     with pytest.raises(BlueprintNotFound, match="Blueprint 'RegionOne' does not exist"):
         client().set_image_library_storage("RegionOne", storage="/data", shared=True)
     assert [c[0] for c in calls(m)] == ["POST", "GET"]
+
+
+def test_v2_listing_uses_the_v2_path_and_parses_its_shape(m: Any) -> None:
+    m.get(f"{RESMGR}/v2/hosts", json=[V2_HOST, {**V1_HOST, "extensions": {"region": {"data": "RegionOne"}}}])
+    h2, h1 = client().list_hosts(version="v2")
+    assert calls(m)[-1] == ("GET", "/resmgr/v2/hosts")
+    assert (h2.has_image_library, h2.region, h1.region) == (True, None, "RegionOne")
+
+
+def test_role_settings_come_from_v2_with_role_settings(m: Any) -> None:
+    m.get(f"{RESMGR}/v2/hosts/h1?role_settings=true", [
+        {"json": {**V2_HOST, "role_settings": {"pf9-glance-role": {"endpoint_address": "https://10.0.0.11:9494"}}}},
+        {"json": V2_HOST},
+        {"status_code": 404},
+    ])
+    c = client()
+    assert c.get_glance_role_settings("h1") == {"endpoint_address": "https://10.0.0.11:9494"}
+    assert c.get_glance_role_settings("h1") is None
+    assert c.get_glance_role_settings("h1") is None
+    assert m.request_history[-1].qs == {"role_settings": ["true"]}

@@ -103,3 +103,19 @@ def test_unknown_entries_inside_hosts_are_skipped() -> None:
     args = good(hosts=[{"host": Unknown(), "region": Unknown(), "mount_path": Unknown()},
                        {"host": "b", "region": "RegionOne", "mount_path": MOUNT}])
     assert ha_prerequisite_failures(**args) == []
+
+
+def test_provider_modules_import_without_side_effects() -> None:
+    """The provider process imports these modules by name: no output, no threads, no sockets."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading\n"
+        "before = threading.active_count()\n"
+        "import imagelib_ha.providers.role, imagelib_ha.providers.settings, imagelib_ha.providers.prereqs\n"
+        "assert threading.active_count() == before, threading.enumerate()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""

@@ -4,6 +4,7 @@ and answer Check, Create, Diff, Read and Delete with the shapes the engine expec
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -120,3 +121,30 @@ def test_settings_provider_lifecycle_over_grpc(lab: Lab) -> None:
                 **original, "imageLibraryStorage": status["store_path"], "imageLibrarySharedStorage": True}
         finally:
             client.put_blueprint(status["region"], original)
+
+
+@pytest.mark.lab
+def test_three_concurrent_creates_share_one_provider_object_over_grpc(lab: Lab) -> None:
+    """The server runs up to four calls at once on one unpickled provider: three hosts in parallel."""
+    status = lab.status()
+    targets = [h for h in status["hosts"] if h["region"] == status["region"]]
+    for h in targets:
+        lab.clear_fault(h["name"])
+        if h["roles"]:
+            lab.revoke_role(h["name"])
+    cloud = cloud_of(status)
+    with serve(ImageLibraryRoleProvider()) as server:
+        try:
+            checked = [server.check(ROLE_URN, {}, {"cloud": cloud, "host": h["id"], "poll_interval": 0.25,
+                                                   "converge_timeout": 120}).inputs for h in targets]
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                created = list(pool.map(lambda inputs: server.create(ROLE_URN, inputs), checked))
+            assert [c.id for c in created] == [h["id"] for h in targets]
+            assert [c.outputs["endpoint"] for c in created] == [h["url"] for h in targets]
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                list(pool.map(lambda c: server.delete(c.id, ROLE_URN, c.outputs), created))
+            assert all(not host_named(lab, h["name"])["roles"] for h in targets)
+        finally:
+            for h in targets:
+                if host_named(lab, h["name"])["roles"]:
+                    lab.revoke_role(h["name"])
