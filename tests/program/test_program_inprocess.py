@@ -1,0 +1,121 @@
+"""The in-process run's own parts that need no lab: refusal, manifest, report table, deploy helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from program_configs import EXAMPLE_PASSWORD, example_cinder_config, lab_config
+
+from imagelib_ha import deploy
+from imagelib_ha.inprocess import executing
+from imagelib_ha.inprocess.manifest import Manifest, ManifestEntry, with_cloud
+
+
+def entry(urn: str, password: str = EXAMPLE_PASSWORD) -> ManifestEntry:
+    return ManifestEntry(
+        urn=urn,
+        type="pulumi-python:dynamic/imagelib:ImageLibraryRole",
+        name=urn.rsplit("::", 1)[-1],
+        id=f"id-{urn}",
+        outputs={"cloud": {"auth_url": "http://k/v3", "password": password}, "host": "h"},
+        secret_keys=["cloud"],
+        dependencies=[],
+        provider_blob="blob",
+    )
+
+
+def test_cinder_config_is_refused_before_anything_is_touched(tmp_path: Path) -> None:
+    out = io.StringIO()
+    with pytest.raises(executing.InProcessError) as caught:
+        executing.up(example_cinder_config(), stack="example", root=tmp_path, out=out)
+    message = str(caught.value)
+    assert "openstack:blockstorage/volumeTypeV3:VolumeTypeV3 imagelib-region1-storage-volume-type" in message
+    assert "https://www.pulumi.com/docs/install/" in message
+    assert EXAMPLE_PASSWORD not in message
+    assert out.getvalue() == ""  # nothing created, nothing announced
+    assert not executing.manifest_path(tmp_path, "example").exists()
+
+
+def test_manifest_keeps_no_secret_and_gives_it_back_from_the_current_config(tmp_path: Path) -> None:
+    path = tmp_path / ".inprocess" / "s.json"
+    manifest = Manifest.load(path, "s")
+    manifest.put(entry("urn:a"))
+    manifest.put(entry("urn:b"))
+    text = path.read_text()
+    assert EXAMPLE_PASSWORD not in text
+    assert path.stat().st_mode & 0o077 == 0
+    loaded = Manifest.load(path, "s")
+    assert [e.urn for e in loaded.deletion_order()] == ["urn:b", "urn:a"]
+    stored = loaded.get("urn:a")
+    assert stored is not None and stored.outputs["cloud"]["password"] is None
+    restored = with_cloud(stored.outputs, {"auth_url": "http://k/v3", "password": "now"})
+    assert restored["cloud"]["password"] == "now" and restored["host"] == "h"
+    loaded.remove("urn:a")
+    loaded.remove("urn:b")
+    assert not path.exists()
+
+
+def test_health_table_lists_every_host_with_its_status() -> None:
+    table = executing.health_table(
+        [
+            {"host_id": "1", "hostname": "a.lab", "endpoint": "http://a", "status": "serving", "reason": ""},
+            {"host_id": "2", "hostname": "bb.lab", "endpoint": None, "status": "down", "reason": "refused"},
+        ]
+    )
+    lines = table.splitlines()
+    assert lines[0].split() == ["HOSTNAME", "HOST_ID", "ENDPOINT", "STATUS", "REASON"]
+    assert lines[1].split() == ["a.lab", "1", "http://a", "serving"]
+    assert lines[2].split() == ["bb.lab", "2", "down", "refused"]
+    assert lines[1].index("serving") == lines[2].index("down")
+
+
+def test_stack_file_config_reads_the_lab_stack_and_refuses_cli_encrypted_values(tmp_path: Path) -> None:
+    config = deploy.stack_file_config("lab")
+    assert {k.removeprefix("pcd-imagelib-ha:") for k in config} == set(lab_config())
+    (tmp_path / "Pulumi.x.yaml").write_text(
+        "config:\n  pcd-imagelib-ha:cloud:\n    password:\n      secure: AAABADx\n"
+    )
+    with pytest.raises(deploy.DeployError, match="encrypted by the Pulumi CLI"):
+        deploy.stack_file_config("x", root=tmp_path)
+    with pytest.raises(deploy.DeployError, match=r"no stack file Pulumi\.y\.yaml"):
+        deploy.stack_file_config("y", root=tmp_path)
+
+
+def test_generated_lab_images_are_small_distinct_and_reproducible(tmp_path: Path) -> None:
+    config = deploy.stack_file_config("lab")
+    first = deploy.write_generated_images(config, root=tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in first] == [
+        ".lab-images/lab-tiny-a.raw",
+        ".lab-images/lab-tiny-b.raw",
+    ]
+    digests = [hashlib.sha512(p.read_bytes()).hexdigest() for p in first]
+    sizes = [p.stat().st_size for p in first]
+    assert sizes == [1024 * 1024 + 17, 2 * 1024 * 1024 + 17]
+    assert digests[0] != digests[1]
+    for path in first:
+        path.unlink()
+    again = deploy.write_generated_images(config, root=tmp_path)
+    assert [hashlib.sha512(p.read_bytes()).hexdigest() for p in again] == digests
+    assert deploy.write_generated_images(config, root=tmp_path) == []  # existing files are kept
+
+
+def test_notice_without_cli_says_how_to_install_and_what_differs() -> None:
+    notice = deploy.notice_without_cli()
+    assert "https://www.pulumi.com/docs/install/" in notice
+    assert "no preview, no diff, no policy run" in notice
+    assert ".inprocess/lab.json" in notice
+
+
+def test_deploy_reports_errors_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_up() -> None:
+        raise deploy.DeployError("the lab in /x is not running: run `make up` first")
+
+    monkeypatch.setattr(deploy, "up", failing_up)
+    assert deploy.main(["up"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: the lab in /x is not running: run `make up` first\n"
