@@ -146,7 +146,13 @@ class ExecutingMocks(pulumi_mocks.Mocks):
         with self._slots:
             provider = self.providers.get(blob)
             started = time.monotonic()
-            resource_id, outs, verb = self._apply(provider, registration.urn, news, label)
+            try:
+                resource_id, outs, verb = self._apply(provider, registration.urn, news, label)
+            except InProcessError:
+                raise
+            except Exception as exc:
+                # The provider's message names the host and the cause; say which resource it was.
+                raise InProcessError(f"{label}: {type(exc).__name__}: {exc}") from exc
             elapsed = time.monotonic() - started
         self.seen.add(registration.urn)
         self.manifest.put(

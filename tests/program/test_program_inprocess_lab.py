@@ -1,0 +1,90 @@
+"""End to end: the whole program under the executing mocks against the lab, then down."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from program_configs import lab_config
+
+from imagelib_ha.client.glance import GlanceHost
+from imagelib_ha.client.session import CloudAccess, make_session
+from imagelib_ha.inprocess import executing
+from imagelib_ha.inprocess.manifest import Manifest
+from imagelib_ha.settings import parse_settings
+
+ROLE = "pulumi-python:dynamic/imagelib:ImageLibraryRole"
+SETTINGS = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
+HEALTH = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
+IMAGE = "pulumi-python:dynamic/imagelib:FailoverImage"
+
+
+def small_image(path: Path, size: int, seed: bytes) -> str:
+    """Write ``size`` deterministic bytes; return their sha512."""
+    block = hashlib.sha256(seed).digest() * 2048
+    data = (block * (size // len(block) + 1))[:size]
+    path.write_bytes(data)
+    return hashlib.sha512(data).hexdigest()
+
+
+@pytest.mark.lab
+def test_program_in_process_creates_roles_passes_health_uploads_images_then_down_deletes_all(
+    lab: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status = lab.status()
+    for key, value in {**lab.env(), "PCD_LAB_STORE_PATH": status["store_path"]}.items():
+        monkeypatch.setenv(key, value)
+    config = lab_config()
+    digests = {}
+    for index, image in enumerate(config["images"]):
+        path = tmp_path / f"{image['name']}.raw"
+        digests[image["name"]] = small_image(path, 300_000 + 7 * index, image["name"].encode())
+        image["source"] = str(path)
+    cloud = parse_settings(config).cloud_access()
+    session = make_session(CloudAccess.from_dict(cloud))
+    out = io.StringIO()
+    stack = "e2e"
+    manifest_file = executing.manifest_path(tmp_path, stack)
+    image_ids: dict[str, str] = {}
+    try:
+        run = executing.up(config, stack=stack, root=tmp_path, out=out)
+
+        recorded = Manifest.load(manifest_file, stack).entries
+        assert sorted(e.type for e in recorded) == sorted([SETTINGS, ROLE, ROLE, ROLE, HEALTH, IMAGE, IMAGE])
+        role_hosts = {e.outputs["hostname"] for e in recorded if e.type == ROLE}
+        assert role_hosts == {"lab-host-1.lab.local", "lab-host-2.lab.local", "lab-host-3.lab.local"}
+
+        assert run.outputs["serving_count"] == 3
+        assert [r["status"] for r in run.outputs["health_report"]] == ["serving"] * 3
+        endpoints = [h["endpoint"] for h in run.outputs["hosts"]]
+        assert len(set(endpoints)) == 3 and all(endpoints)
+
+        for name, expected in digests.items():
+            image = run.outputs["images"][name]
+            assert image["status"] == "active"
+            assert image["os_hash_value"] == expected
+            image_ids[name] = image["image_id"]
+            for endpoint in endpoints:
+                download = GlanceHost(session, endpoint).download_sha512(image["image_id"])
+                assert (download.status, download.sha512) == (200, expected), f"{name} through {endpoint}"
+
+        printed = out.getvalue()
+        assert printed.count("created    ImageLibraryRole") == 3
+        assert "HOSTNAME" in printed and "serving" in printed
+        assert "Ran without the Pulumi engine" in printed
+        assert cloud["password"] not in printed
+        assert cloud["password"] not in manifest_file.read_text()
+    finally:
+        deleted = executing.down(config, stack=stack, root=tmp_path, out=out)
+
+    assert deleted == 7
+    assert not manifest_file.exists()
+    control_plane = GlanceHost(session, status["public_glance_url"])
+    for name, image_id in image_ids.items():
+        assert control_plane.get_image(image_id) is None, f"{name} still exists after down"
+    hosts = {h["hostname"]: h for h in lab.status()["hosts"]}
+    for hostname in ("lab-host-1.lab.local", "lab-host-2.lab.local", "lab-host-3.lab.local"):
+        assert not hosts[hostname]["roles"], f"{hostname} still holds {hosts[hostname]['roles']}"
