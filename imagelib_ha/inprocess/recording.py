@@ -9,6 +9,7 @@ different configs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import threading
@@ -23,7 +24,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from imagelib_ha.settings import PROJECT
 
@@ -211,6 +212,9 @@ def _fresh_runtime(
     flat, secret_keys = stack_config(config)
     pulumi.runtime.set_all_config(flat, secret_keys)
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    # set_mocks gives a fresh RPC manager but keeps the output task set: a run that failed half-way
+    # would leave its tasks for the next run to await.
+    runtime_settings.SETTINGS.outputs.clear()
     # set_mocks registers (and finishes) a root stack at once; run_in_stack makes a fresh one whose
     # outputs are the program's exports.
     runtime_settings.ROOT.set(None)
@@ -241,8 +245,40 @@ def run_program(
         def execute() -> None:
             runpy.run_path(str(program))
 
-        _sync_await(run_in_stack(execute))
+        try:
+            _sync_await(run_in_stack(execute))
+        except BaseException as failure:
+            _already_reported(failure)
+            raise
     return ProgramRun(monitor.recorded, monitor.stack_outputs, monitor.stack_secret_outputs)
+
+
+_REPORTED: list[BaseException] = []
+
+
+def _already_reported(failure: BaseException) -> None:
+    """Keep asyncio quiet about ``failure``: this run raises it to the caller.
+
+    When a registration fails, the SDK resolves every output of that resource with the same exception;
+    futures nobody awaited then log "Future exception was never retrieved" with a traceback when they
+    are collected, long after the caller has handled the error.
+    """
+    _REPORTED[:] = [*_REPORTED[-15:], failure]
+    loop = _ensure_event_loop()
+    if getattr(loop, "_imagelib_quiet", False):
+        return
+    previous = loop.get_exception_handler()
+
+    def handler(the_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if any(context.get("exception") is seen for seen in _REPORTED):
+            return
+        if previous is not None:
+            previous(the_loop, context)
+        else:
+            the_loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    loop._imagelib_quiet = True
 
 
 def run_program_under_mocks(

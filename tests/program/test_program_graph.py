@@ -13,8 +13,15 @@ from program_configs import (
     lab_config,
     with_change,
 )
+from pulumi.runtime.mocks import MockResourceArgs
 
-from imagelib_ha.inprocess.recording import ProgramRun, RecordedResource, run_program, run_program_under_mocks
+from imagelib_ha.inprocess.recording import (
+    EchoMocks,
+    ProgramRun,
+    RecordedResource,
+    run_program,
+    run_program_under_mocks,
+)
 
 HA = "pcd-imagelib-ha:index:ImageLibraryHA"
 STORAGE = "pcd-imagelib-ha:index:SharedImageStorage"
@@ -250,3 +257,20 @@ def test_runs_do_not_leak_into_each_other(lab_env: dict[str, str]) -> None:
     assert all(r.urn.startswith("urn:pulumi:two::") for r in second.resources)
     assert len(second.resources) < len(first.resources)
     assert second.by_type(VOLUME_TYPE) == []
+
+
+class RefusingMocks(EchoMocks):
+    """Fails the registration of every health resource, as a broken provider would."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        if args.typ == HEALTH:
+            raise RuntimeError("health refused")
+        return super().new_resource(args)
+
+
+def test_a_run_that_fails_half_way_leaves_nothing_for_the_next(lab_env: dict[str, str]) -> None:
+    with pytest.raises(Exception, match="health refused"):
+        run_program(lab_config(), stack="lab", mocks=RefusingMocks())
+    after = run_program(lab_config(), stack="lab")
+    assert len(after.by_type(HEALTH)) == 1
+    assert len(after.by_type(IMAGE)) == 2
