@@ -91,13 +91,18 @@ class SettingsError(pulumi.RunError):
 # --- field types -----------------------------------------------------------------------------------
 
 
+def _template(text: str) -> str:
+    """``text`` as a pydantic message template (which formats ``{...}``): braces escaped."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def _absolute_path(value: str) -> str:
     if not value.startswith("/"):
         # Glance records each image's absolute file path, so every host must see the same absolute path.
         raise PydanticCustomError(
             "relative_path",
-            "{value!r} is a relative path",
-            {"value": value, "fix": f"give an absolute path, e.g. {DEFAULT_MOUNT_PATH}"},
+            _template(f"{value!r} is a relative path"),
+            {"fix": f"give an absolute path, e.g. {DEFAULT_MOUNT_PATH}"},
         )
     return posixpath.normpath(value)
 
@@ -113,7 +118,9 @@ def _http_url(value: str) -> str:
     problem = _url_problem(value)
     if problem:
         raise PydanticCustomError(
-            "url_scheme", problem, {"fix": "write the full URL, e.g. https://pcd.example.com/keystone/v3"}
+            "url_scheme",
+            _template(problem),
+            {"fix": "write the full URL, e.g. https://pcd.example.com/keystone/v3"},
         )
     return value
 
