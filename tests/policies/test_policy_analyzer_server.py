@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -69,6 +70,7 @@ def test_analyzer_info_lists_every_rule_with_its_level(pack: analyzer_pb2_grpc.A
     listed = {p.name: (p.enforcementLevel, p.policy_type) for p in analyzer_info.policies}
     assert listed == EXPECTED_POLICIES
     for policy in analyzer_info.policies:
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)+", policy.name), policy.name
         # One sentence each.
         assert policy.description.endswith(".") and policy.description.count(". ") == 0, policy.name
 
