@@ -14,7 +14,7 @@ from typing import Any
 from pulumi_policy import PolicyResource
 
 from . import tokens
-from .values import UNKNOWN, as_bool, as_int, plain, prop, urn_type_chain
+from .values import UNKNOWN, as_int, plain, prop, urn_type_chain
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,11 @@ class Deployment:
 
     kind: str
     name: str
-    urn: str
     backend: Any
     region: Any
     mount_path: Any
-    volume_type: Any
     hosts: Any  # list[HostEntry], UNKNOWN, or None when the resource does not list them
     host_count: Any  # int, UNKNOWN or None
-    insecure: Any  # bool, UNKNOWN or None
 
 
 def _host_entries(raw: Any) -> Any:
@@ -72,32 +69,24 @@ def inside_component(urn: str) -> bool:
     return tokens.HA in urn_type_chain(urn)[:-1]
 
 
-def read_deployment(resource_type: str, props: Mapping[str, Any], name: str, urn: str) -> Deployment | None:
+def read_deployment(resource_type: str, props: Mapping[str, Any], name: str) -> Deployment | None:
     """The deployment described by an ``ImageLibraryHA``'s props or an ``ImageLibrarySettings``' inputs."""
     if resource_type not in (tokens.HA, tokens.SETTINGS):
         return None
     values = plain(props)
     hosts = _host_entries(prop(values, "hosts"))
-    if resource_type == tokens.HA:
-        count = as_int(prop(values, "host_count"))
-        insecure = as_bool(prop(values, "insecure"))
-    else:
-        count = None
-        cloud = prop(values, "cloud")
-        insecure = as_bool(prop(cloud, "insecure")) if isinstance(cloud, Mapping) else None
+    # Only the component carries host_count; settings list their hosts.
+    count = as_int(prop(values, "host_count")) if resource_type == tokens.HA else None
     if count is None and (isinstance(hosts, list) or hosts is UNKNOWN):
         count = len(hosts) if isinstance(hosts, list) else UNKNOWN
     return Deployment(
         kind=tokens.KIND[resource_type],
         name=name,
-        urn=urn,
         backend=_backend(prop(values, "backend")),
         region=prop(values, "region"),
         mount_path=prop(values, "mount_path"),
-        volume_type=prop(values, "volume_type"),
         hosts=hosts,
         host_count=count,
-        insecure=insecure,
     )
 
 
@@ -110,7 +99,7 @@ def deployment_of(resource_type: str, props: Mapping[str, Any], name: str, urn: 
     """
     if resource_type == tokens.SETTINGS and inside_component(urn):
         return None
-    return read_deployment(resource_type, props, name, urn)
+    return read_deployment(resource_type, props, name)
 
 
 def deployment_key(resource: PolicyResource) -> str | None:

@@ -207,7 +207,7 @@ def single_region_validator(args: StackValidationArgs, report_violation: ReportV
     for resource in args.resources:
         values = plain(resource.props)
         if resource.resource_type in (tokens.HA, tokens.SETTINGS):
-            deployment = read_deployment(resource.resource_type, resource.props, resource.name, resource.urn)
+            deployment = read_deployment(resource.resource_type, resource.props, resource.name)
             if deployment is None:
                 continue
             noun = "deployment" if resource.resource_type == tokens.HA else "settings"

@@ -57,17 +57,6 @@ class _Unknown:
 UNKNOWN: Final = _Unknown()
 
 
-def is_unknown(value: Any) -> bool:
-    """Whether ``value`` (plain, as returned by ``plain``) is, or contains, an unknown."""
-    if value is UNKNOWN:
-        return True
-    if isinstance(value, Mapping):
-        return any(is_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(is_unknown(v) for v in value)
-    return False
-
-
 def plain(value: Any) -> Any:
     """Deep-copy proxied properties into dicts and lists, with ``UNKNOWN`` for unknown values."""
     if isinstance(value, str):
