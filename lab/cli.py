@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 token_cache_seconds=args.token_cache_seconds, converge_seconds=args.converge_seconds,
                 removal_404_seconds=args.removal_404_seconds, v2_roles_spelling=args.v2_roles_spelling,
             )
-            print(f"lab up in {time.monotonic() - t0:.1f}s")
+            phases = ", ".join(f"{k} {v}s" for k, v in st.get("up_timings", {}).items())
+            print(f"lab up in {time.monotonic() - t0:.1f}s ({phases or 'already running'})")
             print_status(st)
             if not st["namespaces"]:
                 print("NOTE: mount namespaces are not permitted here: hosts use distinct store paths, so "

@@ -59,7 +59,7 @@ class Keystone:
         os.chmod(self.conf, 0o600)
         (self.dir / "gunicorn.conf.py").write_text(
             _gunicorn_conf(app="keystone.wsgi.api:application", port=self.cfg.keystone_port,
-                           pidfile=self.pidfile, workers=2, threads=4, timeout=120)
+                           pidfile=self.pidfile, workers=1, threads=8, timeout=120)
         )
 
     def bootstrapped(self) -> bool:
