@@ -62,10 +62,20 @@ def make_auth(access: CloudAccess) -> v3.Password | v3.ApplicationCredential:
     Tokens are project-scoped: Glance answers 403 to a system-scoped token.
     """
     if access.application_credential_id:
+        if not access.application_credential_secret:
+            raise ValueError(
+                "cloud access: application_credential_id is set but application_credential_secret is "
+                "missing; give the secret (as a Pulumi secret) or use username and password instead"
+            )
         return v3.ApplicationCredential(
             auth_url=access.auth_url,
             application_credential_id=access.application_credential_id,
             application_credential_secret=access.application_credential_secret,
+        )
+    if access.password is None:
+        raise ValueError(
+            "cloud access: no password and no application credential; set the password "
+            "(as a Pulumi secret) or an application credential id and secret"
         )
     return v3.Password(
         auth_url=access.auth_url,
