@@ -128,16 +128,17 @@ def test_adopted_role_survives_delete_and_an_assigned_one_does_not(
     assert catalog(status) == [first["url"]]
 
 
+@pytest.mark.parametrize("unknown", ["0b6a3c2e-1111-4e5f-9a7b-000000000000", "no-such-host.lab.local"])
 def test_unknown_host_is_a_clear_error_and_leaves_other_hosts_alone(
-    role_lab: tuple[Lab, dict[str, Any]],
+    role_lab: tuple[Lab, dict[str, Any]], unknown: str,
 ) -> None:
     lab, status = role_lab
     lab.grant_role(region_one(status)[0]["name"])
     before = [(h["name"], h["roles"], h["role_status"]) for h in lab.status()["hosts"]]
     with pytest.raises(HostNotFound) as exc:
-        ImageLibraryRoleProvider().create(props(status, "no-such-host.lab.local"))
+        ImageLibraryRoleProvider().create(props(status, unknown))
     text = str(exc.value)
-    assert "'no-such-host.lab.local'" in text and region_one(status)[0]["hostname"] in text
+    assert f"'{unknown}'" in text and region_one(status)[0]["hostname"] in text
     assert status["admin"]["password"] not in text
     assert [(h["name"], h["roles"], h["role_status"]) for h in lab.status()["hosts"]] == before
 
