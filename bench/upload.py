@@ -1,0 +1,143 @@
+"""Bench 1: upload throughput and client memory through one lab host.
+
+Three contenders push the same file to the same host with the same pre-fetched token, in alternating
+order: the project's image creation (create + streamed upload + verification, ``bench.upload_child``
+in a process that does not import Pulumi), ``curl -T`` to ``PUT /v2/images/{id}/file`` of a record
+made beforehand, and openstacksdk's ``create_image`` pinned to the host (``image_endpoint_override``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.children import ChildRun, run_measured
+from bench.labs import admin_session
+from bench.report import Report, Row
+from lab.api import Lab
+
+MIB = 1024 * 1024
+ROOT = Path(__file__).resolve().parents[1]
+RSS_LIMIT_BYTES = 64 * 1000 * 1000
+
+
+def make_file(directory: Path, size: int) -> Path:
+    path = directory / f"bench-{size // MIB}MiB.raw"
+    block = os.urandom(4 * MIB)  # repeated blocks: random enough to defeat any compression in transit
+    with path.open("wb") as handle:
+        written = 0
+        while written < size:
+            chunk = block[: min(len(block), size - written)]
+            handle.write(chunk)
+            written += len(chunk)
+    return path
+
+
+class Glance:
+    """Plain HTTP calls the curl contender needs (record creation, status, cleanup) with the token."""
+
+    def __init__(self, endpoint: str, token: str) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.headers = {"X-Auth-Token": token}
+
+    def create(self, name: str) -> str:
+        r = requests.post(f"{self.endpoint}/v2/images", headers=self.headers, timeout=30,
+                          json={"name": name, "disk_format": "raw", "container_format": "bare"})
+        r.raise_for_status()
+        return str(r.json()["id"])
+
+    def get(self, image_id: str) -> dict[str, Any]:
+        r = requests.get(f"{self.endpoint}/v2/images/{image_id}", headers=self.headers, timeout=30)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def delete(self, image_id: str) -> None:
+        requests.delete(f"{self.endpoint}/v2/images/{image_id}", headers=self.headers, timeout=60)
+
+
+def run_curl(glance: Glance, path: Path, header_file: Path, name: str) -> tuple[ChildRun, str]:
+    image_id = glance.create(name)
+    run = run_measured([
+        "curl", "-sS", "--fail", "-o", "/dev/null", "-T", str(path), "-H", f"@{header_file}",
+        "-H", "Content-Type: application/octet-stream", f"{glance.endpoint}/v2/images/{image_id}/file",
+    ])
+    return run, image_id
+
+
+def run_child(kind: str, endpoint: str, path: Path, name: str, token: str) -> tuple[ChildRun, dict[str, Any]]:
+    env = {**os.environ, "BENCH_TOKEN": token, "PYTHONPATH": str(ROOT)}
+    run = run_measured([sys.executable, "-m", "bench.upload_child", kind, endpoint, str(path), name],
+                       env=env, cwd=str(ROOT))
+    if run.returncode != 0:
+        raise RuntimeError(f"{kind} upload failed ({run.returncode}): {run.stderr[-2000:]}")
+    return run, json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def bench_upload(lab: Lab, report: Report, sizes_mib: list[int], rounds: int) -> None:
+    status = lab.status()
+    endpoint = next(h["endpoint"] for h in status["hosts"] if h["endpoint"])
+    token = admin_session(status).get_token()
+    assert token
+    glance = Glance(endpoint, token)
+    samples: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="pcd-bench-upload-") as tmp:
+        header_file = Path(tmp) / "auth-header"
+        header_file.write_text(f"X-Auth-Token: {token}\n")
+        header_file.chmod(0o600)
+        for size_mib in sizes_mib:
+            path = make_file(Path(tmp), size_mib * MIB)
+            size = path.stat().st_size
+            per: dict[str, list[dict[str, Any]]] = {"project": [], "curl": [], "sdk": []}
+            order = ["project", "curl", "sdk"]
+            for rnd in range(rounds):
+                for kind in order[rnd % 3:] + order[: rnd % 3]:  # rotate who goes first
+                    name = f"bench-{kind}-{size_mib}-{uuid.uuid4().hex[:6]}"
+                    if kind == "curl":
+                        run, image_id = run_curl(glance, path, header_file, name)
+                        if run.returncode != 0:
+                            raise RuntimeError(f"curl upload failed: {run.stderr[-500:]}")
+                        record = glance.get(image_id)
+                        elapsed = run.wall
+                    else:
+                        run, out = run_child(kind, endpoint, path, name, token)
+                        image_id, elapsed = out["image_id"], out["elapsed"]
+                        run = replace(run, maxrss_kib=max(run.maxrss_kib, int(out["vm_hwm_kib"])))
+                        record = glance.get(image_id)
+                        if kind == "project" and out["pulumi_imported"]:
+                            raise RuntimeError("the project's upload child imported pulumi")
+                    if record.get("status") != "active" or record.get("size") != size:
+                        raise RuntimeError(f"{kind} upload ended {record.get('status')} {record.get('size')}")
+                    glance.delete(image_id)
+                    per[kind].append({"elapsed": elapsed, "mb_s": size / elapsed / 1e6,
+                                      "maxrss_kib": run.maxrss_kib})
+                    print(f"    {size_mib} MiB {kind:7s} round {rnd + 1}: {size / elapsed / 1e6:7.1f} MB/s, "
+                          f"peak RSS {run.maxrss_kib / 1024:.1f} MiB", flush=True)
+            path.unlink()
+            samples[str(size_mib)] = per
+            med = {k: statistics.median(s["mb_s"] for s in v) for k, v in per.items()}
+            report.add(Row("upload", f"project throughput {size_mib} MiB", med["project"], "MB/s",
+                           "curl -T", med["curl"], ">= 0.95x curl", med["project"] >= 0.95 * med["curl"],
+                           f"median of {rounds}"))
+            report.add(Row("upload", f"openstacksdk throughput {size_mib} MiB", med["sdk"], "MB/s",
+                           "curl -T", med["curl"], "(reference)", None, f"median of {rounds}"))
+    small, large = str(min(sizes_mib)), str(max(sizes_mib))
+    rss_small = max(s["maxrss_kib"] for s in samples[small]["project"]) * 1024
+    rss_large = max(s["maxrss_kib"] for s in samples[large]["project"]) * 1024
+    report.add(Row("upload", f"project client peak RSS {large} MiB", rss_large / 1e6, "MB",
+                   "64 MB limit", 64.0, "<= 64 MB", rss_large <= RSS_LIMIT_BYTES, "max over rounds, the child's VmHWM"))
+    report.add(Row("upload", f"project client peak RSS {large} MiB vs {small} MiB", rss_large / 1e6, "MB",
+                   f"peak RSS {small} MiB", rss_small / 1e6, "<= 1.05x", rss_large <= 1.05 * rss_small))
+    curl_rss = max(s["maxrss_kib"] for s in samples[large]["curl"]) * 1024
+    sdk_rss = max(s["maxrss_kib"] for s in samples[large]["sdk"]) * 1024
+    report.add(Row("upload", f"openstacksdk client peak RSS {large} MiB", sdk_rss / 1e6, "MB",
+                   "curl peak RSS", curl_rss / 1e6, "(reference)", None))
+    report.details["upload"] = samples
