@@ -133,7 +133,8 @@ def bench_upload(lab: Lab, report: Report, sizes_mib: list[int], rounds: int) ->
     rss_small = max(s["maxrss_kib"] for s in samples[small]["project"]) * 1024
     rss_large = max(s["maxrss_kib"] for s in samples[large]["project"]) * 1024
     report.add(Row("upload", f"project client peak RSS {large} MiB", rss_large / 1e6, "MB",
-                   "64 MB limit", 64.0, "<= 64 MB", rss_large <= RSS_LIMIT_BYTES, "max over rounds, the child's VmHWM"))
+                   "64 MB limit", 64.0, "<= 64 MB", rss_large <= RSS_LIMIT_BYTES,
+                   "max over rounds, the child's VmHWM"))
     report.add(Row("upload", f"project client peak RSS {large} MiB vs {small} MiB", rss_large / 1e6, "MB",
                    f"peak RSS {small} MiB", rss_small / 1e6, "<= 1.05x", rss_large <= 1.05 * rss_small))
     curl_rss = max(s["maxrss_kib"] for s in samples[large]["curl"]) * 1024

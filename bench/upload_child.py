@@ -45,6 +45,8 @@ def sdk_upload(endpoint: str, path: str, name: str) -> dict[str, Any]:
     started = time.monotonic()
     image = conn.create_image(name, filename=path, disk_format="raw", container_format="bare", wait=True)
     elapsed = time.monotonic() - started
+    if image is None:
+        raise RuntimeError("openstacksdk create_image returned nothing")
     return {"elapsed": elapsed, "image_id": image.id, "status": image.status, "size": image.size}
 
 
