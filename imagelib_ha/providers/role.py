@@ -114,8 +114,10 @@ def credentials_rejected(cloud: Mapping[str, Any]) -> PcdError:
     )
 
 
-def _number_failures(inputs: Mapping[str, Any], keys: Sequence[str], *, minimum_zero: Sequence[str] = ()
-                     ) -> list[CheckFailure]:
+def _number_failures(
+    inputs: Mapping[str, Any], keys: Sequence[str], *, minimum_zero: Sequence[str] = ()
+) -> list[CheckFailure]:
+    """Each of ``keys`` must be a positive number of seconds (zero allowed for ``minimum_zero``)."""
     failures = []
     for key in keys:
         value = inputs.get(key)
