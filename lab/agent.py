@@ -109,6 +109,8 @@ class AgentApp:
                 if body["v2_roles_spelling"] not in ("image-library", "pf9-glance-role"):
                     raise ValueError("v2_roles_spelling must be 'image-library' or 'pf9-glance-role'")
                 sup.v2_roles_spelling = body["v2_roles_spelling"]
+            if "token_cache_seconds" in body:
+                sup.set_token_cache(int(body["token_cache_seconds"]))
             return sup.status()
         if path == "shutdown":
             threading.Thread(target=self.stop.set, daemon=True).start()

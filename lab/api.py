@@ -215,7 +215,7 @@ class Lab:
             "shared_dir": str(cfg.shared_dir),
             "storage": live.get("storage", "shared"),
             "namespaces": live.get("namespaces", False),
-            "token_cache_seconds": cfg.token_cache_seconds,
+            "token_cache_seconds": live.get("token_cache_seconds", cfg.token_cache_seconds),
             "converge_seconds": live.get("converge_seconds", cfg.converge_seconds),
             "removal_404_seconds": live.get("removal_404_seconds", cfg.removal_404_seconds),
             "v2_roles_spelling": live.get("v2_roles_spelling", cfg.v2_roles_spelling),
@@ -301,8 +301,12 @@ class Lab:
 
     def set_resmgr_options(self, *, converge_seconds: float | None = None,
                            removal_404_seconds: float | None = None,
-                           v2_roles_spelling: str | None = None) -> None:
+                           v2_roles_spelling: str | None = None,
+                           token_cache_seconds: int | None = None) -> None:
+        """Tune the running lab; a new token cache time restarts the serving hosts to apply it."""
         body: dict[str, Any] = {}
+        if token_cache_seconds is not None:
+            body["token_cache_seconds"] = token_cache_seconds
         if converge_seconds is not None:
             body["converge_seconds"] = converge_seconds
         if removal_404_seconds is not None:

@@ -47,10 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--fail", metavar="MESSAGE", help="fail the role for good with this message")
     g.add_argument("--clear", action="store_true", help="clear this host's faults")
-    rm = sub.add_parser("resmgr", help="tune the resmgr emulator while it runs")
+    rm = sub.add_parser("resmgr", help="tune the running lab (resmgr emulator, Glance token cache)")
     rm.add_argument("--converge-seconds", type=float)
     rm.add_argument("--removal-404-seconds", type=float)
     rm.add_argument("--v2-roles-spelling", choices=["image-library", "pf9-glance-role"])
+    rm.add_argument("--token-cache-seconds", type=int,
+                    help="Glance token cache time (restarts serving hosts)")
     return p
 
 
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "resmgr":
             lab.set_resmgr_options(converge_seconds=args.converge_seconds,
                                    removal_404_seconds=args.removal_404_seconds,
-                                   v2_roles_spelling=args.v2_roles_spelling)
+                                   v2_roles_spelling=args.v2_roles_spelling,
+                                   token_cache_seconds=args.token_cache_seconds)
             print("resmgr options set")
     except (LabError, LabSetupError, KeyError) as exc:
         print(f"lab: {str(exc).strip(chr(39))}", file=sys.stderr)

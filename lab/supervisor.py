@@ -292,6 +292,14 @@ class Supervisor:
         for t in threads:
             t.join()
 
+    def set_token_cache(self, seconds: int) -> None:
+        """Change Glance's token cache time (kept for this state dir); serving hosts restart to apply."""
+        if seconds == self.cfg.token_cache_seconds:
+            return
+        self.cfg.token_cache_seconds = seconds
+        self.cfg.save()
+        self.set_storage(self.storage)
+
     def set_fault(self, key: str, *, conflict_seconds: float = 0, flap_failed_seconds: float = 0,
                   fail_message: str = "", clear: bool = False) -> None:
         with self.lock:
@@ -377,5 +385,6 @@ class Supervisor:
             "converge_seconds": self.converge_seconds,
             "removal_404_seconds": self.removal_404_seconds,
             "v2_roles_spelling": self.v2_roles_spelling,
+            "token_cache_seconds": self.cfg.token_cache_seconds,
             "hosts": hosts,
         }

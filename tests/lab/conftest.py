@@ -20,23 +20,24 @@ def clean_lab(lab: Lab) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="module")
-def _role_hosts(lab: Lab) -> Iterator[Lab]:
-    # Granting three roles starts three Glances (seconds each): do it once per module, undo at its end.
-    restore_baseline(lab)
-    threads = [threading.Thread(target=lab.grant_role, args=(n,)) for n in REGION_ONE_HOSTS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    yield lab
+def _roles_undone_after_module(lab: Lab) -> Iterator[None]:
+    # Granting three roles starts three Glances (seconds each): keep them across a module's tests,
+    # and undo them when the module ends.
+    yield
     restore_baseline(lab)
 
 
 @pytest.fixture
-def serving_lab(_role_hosts: Lab) -> Iterator[Lab]:
+def serving_lab(lab: Lab, _roles_undone_after_module: None) -> Iterator[Lab]:
     """The session lab with the three RegionOne hosts holding the role and serving, no faults."""
-    lab = _role_hosts
     reset_faults(lab)
+    st = lab.status()
+    missing = [n for n in REGION_ONE_HOSTS if host(st, n)["role_state"] != "applied"]
+    threads = [threading.Thread(target=lab.grant_role, args=(n,)) for n in missing]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     st = lab.status()
     assert all(host(st, n)["running"] for n in REGION_ONE_HOSTS), st["hosts"]
     yield lab

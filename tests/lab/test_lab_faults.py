@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from labhelp import host, login
@@ -86,3 +88,19 @@ def test_revoke_tokens_invalidates_issued_tokens_everywhere(serving_lab: Lab) ->
     fresh = login(st, "admin").get_token()
     assert requests.get(resmgr_hosts, headers={"X-Auth-Token": fresh}, timeout=10).status_code == 200
     assert requests.get(f"{h3}/v2/images", headers={"X-Auth-Token": fresh}, timeout=10).status_code == 200
+
+
+def test_revocation_bites_a_caching_host_after_its_token_cache_time(serving_lab: Lab) -> None:
+    original = serving_lab.status()["token_cache_seconds"]
+    serving_lab.set_resmgr_options(token_cache_seconds=3)
+    try:
+        st = serving_lab.status()
+        assert st["token_cache_seconds"] == 3
+        url = f"{host(st, 'lab-host-1')['url']}/v2/images"
+        old = login(st, "member").get_token()
+        assert requests.get(url, headers={"X-Auth-Token": old}, timeout=10).status_code == 200
+        serving_lab.revoke_tokens()
+        time.sleep(4)
+        assert requests.get(url, headers={"X-Auth-Token": old}, timeout=10).status_code == 401
+    finally:
+        serving_lab.set_resmgr_options(token_cache_seconds=original)
