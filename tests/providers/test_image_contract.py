@@ -1,0 +1,153 @@
+"""Contract: FailoverImage and ImageLibraryHealth served by ``python -m pulumi.dynamic`` (as the engine
+runs them) and driven over gRPC against the lab: they pickle, import by name in a separate process, and
+answer Check, Create, Diff, Read, Update and Delete with the shapes the engine expects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from grpc_harness import UNKNOWN, ProviderCallError, dynamic_urn, serve
+
+from imagelib_ha.client.failover import KEY_PROPERTY
+from imagelib_ha.client.glance import GlanceHost
+from imagelib_ha.client.session import CloudAccess, make_session
+from imagelib_ha.providers.health import ImageLibraryHealthProvider
+from imagelib_ha.providers.image import FailoverImageProvider
+from lab.api import Lab
+
+IMAGE_URN = dynamic_urn("pulumi-python:dynamic/imagelib:FailoverImage", "cirros")
+HEALTH_URN = dynamic_urn("pulumi-python:dynamic/imagelib:ImageLibraryHealth", "health")
+
+
+def cloud_of(status: dict[str, Any]) -> dict[str, Any]:
+    return {"auth_url": status["auth_url"], "region": status["region"], **status["admin"]}
+
+
+def region_hosts(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [h for h in status["hosts"] if h["region"] == status["region"]]
+
+
+@pytest.fixture(scope="module")
+def roles(lab: Lab) -> Iterator[dict[str, Any]]:
+    granted = []
+    for h in region_hosts(lab.status()):
+        if not h["roles"]:
+            lab.grant_role(h["name"])
+            granted.append(h["name"])
+    yield lab.status()
+    for name in granted:
+        lab.revoke_role(name)
+
+
+def test_image_check_over_grpc_lets_preview_unknowns_through(tmp_path: Path) -> None:
+    source = tmp_path / "a.raw"
+    source.write_bytes(b"abc")
+    with serve(FailoverImageProvider()) as server:
+        preview = server.check(IMAGE_URN, {}, {
+            "cloud": UNKNOWN, "region": "RegionOne", "name": "cirros", "source": str(source),
+            "disk_format": "raw", "container_format": "bare", "identity": "p/s/cirros",
+            "health": UNKNOWN, "endpoints": UNKNOWN})
+        assert preview.failures == []
+        assert preview.inputs["key"].startswith("p/s/cirros:")
+        bad = server.check(IMAGE_URN, {}, {"cloud": UNKNOWN, "region": "RegionOne", "name": "x",
+                                           "source": str(source), "disk_format": "floppy",
+                                           "container_format": "bare", "identity": "p/s/x"})
+        assert [p for p, _ in bad.failures] == ["disk_format"]
+
+
+@pytest.mark.lab
+def test_health_and_image_lifecycle_over_grpc(roles: dict[str, Any], tmp_path: Path) -> None:
+    status = roles
+    hosts = region_hosts(status)
+    health_news = {
+        "cloud": cloud_of(status), "region": status["region"], "role_host_ids": [h["id"] for h in hosts],
+        "hosts": [{"host": h["name"], "region": h["region"], "mount_path": status["store_path"]}
+                  for h in hosts],
+        "backend": "nfs", "expected_store": {"type": "file", "data_dir": status["store_path"]},
+        "deadline": 30, "probe_timeout": 5,
+    }
+    source = tmp_path / "cirros.raw"
+    source.write_bytes(b"contract-test" * 100_000)
+    session = make_session(CloudAccess.from_dict(cloud_of(status)))
+    with serve(ImageLibraryHealthProvider()) as health_server, serve(FailoverImageProvider()) as image_server:
+        checked = health_server.check(HEALTH_URN, {}, health_news)
+        assert checked.failures == []
+        health = health_server.create(HEALTH_URN, checked.inputs)
+        assert health.outputs["serving_count"] == 3
+        assert [r["status"] for r in health.outputs["report"]] == ["serving"] * 3
+        same = health_server.diff(health.id, HEALTH_URN, health.outputs, checked.inputs)
+        assert (same.changes, same.replaces) == ("DIFF_NONE", [])
+        again = health_server.diff(health.id, HEALTH_URN, health.outputs,
+                                   {**checked.inputs, "revalidate": "1"})
+        assert (again.changes, again.replaces) == ("DIFF_SOME", [])
+        refreshed = health_server.read(health.id, HEALTH_URN, health.outputs)
+        assert refreshed.outputs["report"] == health.outputs["report"]
+        health_server.delete(health.id, HEALTH_URN, health.outputs)
+
+        image_news = {
+            "cloud": cloud_of(status), "region": status["region"], "name": "contract-cirros",
+            "source": str(source), "disk_format": "raw", "container_format": "bare",
+            "identity": f"pcd-imagelib-ha/contract/cirros-{time.time_ns()}", "health": health.id,
+            "endpoints": health.outputs["endpoints"], "properties": {"os_distro": "cirros"}, "tags": ["lab"],
+        }
+        image_checked = image_server.check(IMAGE_URN, {}, image_news)
+        assert image_checked.failures == []
+        created = image_server.create(IMAGE_URN, image_checked.inputs)
+        image_id = created.id
+        try:
+            outs = created.outputs
+            assert outs["image_id"] == image_id and outs["status"] == "active"
+            assert outs["size"] == source.stat().st_size
+            assert outs["host"] in health.outputs["endpoints"]
+            assert outs["cloud"]["password"] == status["admin"]["password"]  # kept under the secret key only
+            record = GlanceHost(session, outs["host"]).get_image(image_id)
+            assert record is not None and record[KEY_PROPERTY] == image_checked.inputs["key"]
+
+            unchanged = image_server.diff(image_id, IMAGE_URN, outs, image_checked.inputs)
+            assert (unchanged.changes, unchanged.replaces) == ("DIFF_NONE", [])
+            renamed_inputs = image_server.check(IMAGE_URN, outs,
+                                                {**image_news, "name": "contract-renamed"}).inputs
+            renamed = image_server.diff(image_id, IMAGE_URN, outs, renamed_inputs)
+            assert (renamed.changes, renamed.replaces) == ("DIFF_SOME", [])
+            updated = image_server.update(image_id, IMAGE_URN, outs, renamed_inputs)
+            assert updated.outputs["name"] == "contract-renamed" and updated.outputs["image_id"] == image_id
+            read = image_server.read(image_id, IMAGE_URN, updated.outputs)
+            assert read.id == image_id and read.outputs["name"] == "contract-renamed"
+
+            source.write_bytes(b"other content")
+            new_content = image_server.check(IMAGE_URN, outs, image_news).inputs
+            replaced = image_server.diff(image_id, IMAGE_URN, updated.outputs, new_content)
+            assert sorted(replaced.replaces) == ["content_digest", "key"]
+
+            image_server.delete(image_id, IMAGE_URN, updated.outputs)
+            gone = image_server.read(image_id, IMAGE_URN, updated.outputs)
+            assert gone.id == ""
+            image_id = ""
+        finally:
+            if image_id:
+                GlanceHost(session, hosts[0]["endpoint"]).delete_image(image_id)
+
+
+@pytest.mark.lab
+def test_failover_error_crosses_grpc_naming_each_host_without_secrets(roles: dict[str, Any],
+                                                                      tmp_path: Path) -> None:
+    status = roles
+    source = tmp_path / "x.raw"
+    source.write_bytes(b"x" * 1000)
+    dead = ["http://127.0.0.1:9", "http://127.0.0.1:10"]  # nothing listens on the discard/unassigned ports
+    news = {"cloud": {**cloud_of(status), "region": "RegionTwo"}, "region": "RegionTwo", "name": "nowhere",
+            "source": str(source), "disk_format": "raw", "container_format": "bare",
+            "identity": f"contract/nowhere-{time.time_ns()}", "endpoints": dead, "connect_timeout": 1}
+    # RegionTwo's catalog has no image-cluster endpoint unless a test gave its host the role.
+    assert not [h for h in status["hosts"] if h["region"] == "RegionTwo" and h["roles"]]
+    with serve(FailoverImageProvider()) as server:
+        checked = server.check(IMAGE_URN, {}, news)
+        with pytest.raises(ProviderCallError) as err:
+            server.create(IMAGE_URN, checked.inputs)
+    details = err.value.details
+    assert "http://127.0.0.1:9: refused" in details and "http://127.0.0.1:10: refused" in details
+    assert status["admin"]["password"] not in details
