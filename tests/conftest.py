@@ -27,7 +27,7 @@ def lab() -> Iterator[Lab]:
     state_dir = Path(tempfile.mkdtemp(prefix="pcd-lab-test-"))
     fresh = Lab(state_dir)
     try:
-        fresh.up(hosts=3)
+        fresh.up(hosts=3, token_cache_seconds=2)  # short, so the token-revocation drill bites
         yield fresh
     finally:
         fresh.down()
