@@ -186,7 +186,11 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Orphan:
-    """A partial data file a dead host left in the shared store (remove it with host access)."""
+    """A partial data file a dead host may have left in the shared store (remove it with host access).
+
+    A killed host leaves it for good; a frozen host that wakes up usually removes it itself when it
+    finds its record deleted.
+    """
 
     image_id: str
     path: str | None
@@ -525,7 +529,7 @@ class _Run:
             lines.append(f"  - {host.endpoint}: {self.failures.get(host.endpoint, 'not tried')}")
         for orphan in self.orphans:
             where = orphan.path or "(store path unknown)"
-            lines.append(f"  partial data file left by a dead host: {where} (image {orphan.image_id}); "
+            lines.append(f"  partial data file a dead host may have left: {where} (image {orphan.image_id}); "
                          "remove it on a host that mounts the store")
         for image_id in leftovers:
             lines.append(f"  image record {image_id} could not be deleted: delete it once a host serves")

@@ -208,18 +208,28 @@ def _timeouts(inputs: Mapping[str, Any]) -> Timeouts:
     return Timeouts(connect=float(inputs["connect_timeout"]), read=float(inputs["read_timeout"]))
 
 
-def _candidate_endpoints(session: ks_session.Session, inputs: Mapping[str, Any]) -> list[str]:
-    """The hosts to use: the health resource's serving endpoints first, then the catalog's others.
+def _candidate_endpoints(session: ks_session.Session, inputs: Mapping[str, Any], *, upload: bool = False
+                         ) -> list[str]:
+    """The hosts to use, best first.
 
-    The catalog (read after re-authenticating) covers a host added since, or stored endpoints that
-    all went away; the public ``image`` endpoint is never among them.
+    For an upload: the health resource's serving endpoints; only when it gives none, the catalog's
+    ``image-cluster`` endpoints minus drained hosts (a drained host is never chosen for uploads). For
+    reads, updates and deletes: those endpoints, then the rest of the catalog (read after
+    re-authenticating), which covers hosts that went away since. The public ``image`` endpoint is never
+    among them.
     """
     given = inputs.get("endpoints")
     endpoints = [e.rstrip("/") for e in given if isinstance(e, str)] if isinstance(given, list) else []
+    if upload and endpoints:
+        return endpoints
     try:
         catalog = image_cluster_endpoints(session, region=str(inputs["region"]), reauthenticate=True)
     except ks_exc.Unauthorized:
         raise credentials_rejected(inputs["cloud"]) from None
+    if upload:
+        timeouts = _timeouts(inputs)
+        return [e for e in catalog
+                if GlanceHost(session, e, timeouts=timeouts).probe(timeout=timeouts.read).status != "drained"]
     return list(dict.fromkeys([*endpoints, *catalog]))
 
 
@@ -335,7 +345,7 @@ class FailoverImageProvider(ResourceProvider):
             digest = cached_content_digest(inputs["source"])
             inputs["content_digest"], inputs["key"] = digest, make_key(inputs["identity"], digest)
         session = _session(inputs["cloud"])
-        endpoints = _candidate_endpoints(session, inputs)
+        endpoints = _candidate_endpoints(session, inputs, upload=True)
         spec = ImageSpec(
             key=inputs["key"],
             name=inputs["name"],
@@ -353,7 +363,8 @@ class FailoverImageProvider(ResourceProvider):
         except ks_exc.Unauthorized:
             raise credentials_rejected(inputs["cloud"]) from None
         if result.orphans:
-            _progress("partial data files left by dead hosts (remove them on a host that mounts the store): "
+            _progress("partial data files dead hosts may have left (remove them on a host that mounts the "
+                      "store): "
                       + ", ".join(o.path or o.image_id for o in result.orphans))
         outs = _outputs(inputs, result.record, host=result.host, attempts=result.attempts_as_dicts(),
                         orphans=result.orphans_as_dicts())

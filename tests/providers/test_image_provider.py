@@ -14,8 +14,14 @@ import requests_mock
 from pulumi.output import Unknown
 
 from imagelib_ha.client.failover import KEY_PROPERTY, attempt_image_id
+from imagelib_ha.client.session import CloudAccess, make_session
 from imagelib_ha.providers.common import PROVIDER_VERSION
-from imagelib_ha.providers.image import FailoverImage, FailoverImageProvider, _patch_operations
+from imagelib_ha.providers.image import (
+    FailoverImage,
+    FailoverImageProvider,
+    _candidate_endpoints,
+    _patch_operations,
+)
 
 AUTH_URL = "http://keystone.test/v3"
 HOST = "http://h1.test:9494"
@@ -175,6 +181,28 @@ def test_update_patches_in_place_and_returns_full_outputs(mock: requests_mock.Mo
     outs = result.outs
     assert outs["image_id"] == "img-1" and outs["name"] == "cirros-2" and outs["host"] == HOST
     assert outs["key"] == olds["key"] and outs["attempts"] == [{"host": HOST}]
+
+
+def test_upload_hosts_come_from_health_else_the_catalog_without_drained_hosts(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    two = {"token": {**TOKEN["token"], "catalog": [{"type": "image-cluster", "id": "s", "endpoints": [
+        {"id": f"e{i}", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
+         "url": f"http://h{i}.test:9494"} for i in (1, 2)]}]}}
+    mock.post(f"{AUTH_URL}/auth/tokens", json=two, headers={"X-Subject-Token": "t"}, status_code=201)
+    mock.get("http://h1.test:9494/healthcheck", status_code=503, text="DISABLED BY FILE")
+    mock.get("http://h2.test:9494/healthcheck", text="OK")
+    mock.get("http://h2.test:9494/v2/", status_code=401)
+    mock.get("http://h2.test:9494/v2/images", json={"images": []})
+    session = make_session(CloudAccess.from_dict(CLOUD))
+    given = checked(image_file, endpoints=["http://h9.test:9494"])
+    assert _candidate_endpoints(session, given, upload=True) == ["http://h9.test:9494"]
+    assert not [r for r in mock.request_history if "h1.test" in r.netloc or "h2.test" in r.netloc]
+    none_given = checked(image_file, endpoints=[])
+    assert _candidate_endpoints(session, none_given, upload=True) == ["http://h2.test:9494"]
+    # Reads and deletes may use every host: given ones first, then the catalog.
+    assert _candidate_endpoints(session, given) == ["http://h9.test:9494", "http://h1.test:9494",
+                                                    "http://h2.test:9494"]
 
 
 class _Mocks(pulumi.runtime.Mocks):
