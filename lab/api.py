@@ -123,6 +123,7 @@ class Lab:
             self._mark("catalog")
 
     def _start_agent(self, cfg: LabConfig) -> None:
+        self._stop_orphan_glances(cfg)  # they would hold the hosts' ports
         proc = procs.spawn([sys.executable, "-m", "lab.agent", str(cfg.root)], cwd=REPO_ROOT,
                            env=dict(os.environ), log_path=cfg.logs_dir / "agent.log")
         deadline = time.monotonic() + 120
@@ -163,14 +164,17 @@ class Lab:
             while procs.alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
             procs.stop_group(pid)
-        # Anything the agent could not stop (e.g. it was killed): Glance masters by their pid files,
-        # checked to be ours by working directory before signalling.
+        self._stop_orphan_glances(cfg)
+        Keystone(cfg).stop()
+        Postgres(cfg).stop()
+
+    def _stop_orphan_glances(self, cfg: LabConfig) -> None:
+        """Stop Glances a dead agent left behind: masters found by their pid files, checked to be
+        ours by working directory before signalling."""
         for run_dir in self._glance_run_dirs(cfg):
             gpid = _pid_from(run_dir / "gunicorn.pid")
             if gpid and procs.alive(gpid) and _cwd_of(gpid) == run_dir:
                 procs.stop_group(gpid)
-        Keystone(cfg).stop()
-        Postgres(cfg).stop()
 
     def _glance_run_dirs(self, cfg: LabConfig) -> list[Path]:
         dirs = [cfg.root / "public-glance" / "glance"]
