@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -83,6 +84,8 @@ def run_child(kind: str, endpoint: str, path: Path, name: str, token: str) -> tu
 
 
 def bench_upload(lab: Lab, report: Report, sizes_mib: list[int], rounds: int) -> None:
+    if shutil.which("curl") is None:
+        raise RuntimeError("the upload benchmark compares against curl: install it (apt-get install curl)")
     status = lab.status()
     endpoint = next(h["endpoint"] for h in status["hosts"] if h["endpoint"])
     token = admin_session(status).get_token()
