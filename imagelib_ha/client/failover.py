@@ -327,8 +327,7 @@ class _Run:
         self.attempts: list[Attempt] = []
         self.orphans: list[Orphan] = []
         self.failures: dict[str, str] = {}
-        self.refused: set[str] = set()
-        # Hosts not worth a cleanup request: refused, or made us wait a whole timeout already.
+        # Hosts not asked again in this run: they refused, or made us wait a whole timeout already.
         self.unreachable: set[str] = set()
         # Ids whose record may exist because of this run (a timed-out POST may still have created
         # one): deleted again if every host fails.
@@ -344,8 +343,6 @@ class _Run:
 
     def host_failed(self, host: GlanceHost, image_id: str | None, exc: HostUnavailable) -> None:
         self.failures[host.endpoint] = f"{exc.kind}: {exc.reason}"
-        if exc.kind == "refused":
-            self.refused.add(host.endpoint)
         if exc.kind in UNREACHABLE_KINDS:
             self.unreachable.add(host.endpoint)
         if exc.kind not in CONTENT_KINDS:
@@ -353,7 +350,7 @@ class _Run:
         self.note(host.endpoint, image_id, exc.kind, exc.reason)
 
     def usable_hosts(self) -> list[GlanceHost]:
-        return [h for h in self.hosts if h.endpoint not in self.refused]
+        return [h for h in self.hosts if h.endpoint not in self.unreachable]
 
     def data_dir(self, host: GlanceHost) -> str | None:
         """The file store's data dir as ``host`` reports it (None for cinder, or not allowed to ask)."""
@@ -429,7 +426,8 @@ class _Run:
     def create(self) -> FailoverResult:
         """Try each host in order of health until one holds the verified image."""
         for host in self.hosts:
-            if host.endpoint in self.refused:
+            if host.endpoint in self.unreachable:
+                # Refused or timed out earlier in this run: asking again would cost another timeout.
                 continue
             reauthenticated = False
             while True:
@@ -541,8 +539,6 @@ class _Run:
         for image_id in sorted(self.touched):
             deleted = False
             for host in self.usable_hosts():
-                if host.endpoint in self.unreachable:
-                    continue
                 try:
                     record = host.get_image(image_id)
                     if record is not None:

@@ -348,3 +348,17 @@ def test_no_endpoints_is_a_clear_error(image_file: Path) -> None:
     with pytest.raises(FailoverError, match="no image-library endpoint"):
         create_image(session(), spec(), ImageSource(str(image_file)), [], book=HostHealthBook(),
                      timeouts=Timeouts())
+
+
+def test_a_host_that_timed_out_is_not_asked_again_in_the_same_run(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    data = image_file.read_bytes()
+    mock.get(list_uri(A), exc=requests.exceptions.ReadTimeout("read timed out"))
+    mock.get(list_uri(B), json={"images": []})
+    mock.get(f"{B}/v2/images/{ID0}", [{"status_code": 404}, {"json": active(ID0, data)}])
+    mock.post(f"{B}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{B}/v2/images/{ID0}/file", text=consume_upload)
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook())
+    assert result.host == B
+    assert [c for c in calls(mock) if c[0] == "A"] == [("A", "GET", "/v2/images?os_hidden=false")]
