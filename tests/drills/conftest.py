@@ -39,8 +39,12 @@ def drill_lab(_role_hosts: Lab) -> Iterator[tuple[Lab, dict[str, Any]]]:
     status = lab.status()
     session = session_of(status)
     for name in REGION_ONE_HOSTS:
-        endpoint = host(status, name)["endpoint"]
-        wait_until(lambda e=endpoint: serves(session, e), timeout=60, what=f"{name} to serve")
+        endpoint: str = host(status, name)["endpoint"]
+
+        def serving(e: str = endpoint) -> bool:
+            return serves(session, e)
+
+        wait_until(serving, timeout=60, what=f"{name} to serve")
     try:
         yield lab, status
     finally:

@@ -42,7 +42,7 @@ def test_token_revoked_mid_run_reauthenticates_and_never_replays_an_upload(
             puts.append((url, id(kwargs.get("data"))))
         return send(method, url, *args, **kwargs)
 
-    wire.request = counting_request  # type: ignore[method-assign]
+    wire.request = counting_request  # type: ignore[method-assign,assignment]
     size = 8 * 1024 * 1024
     image = write_image(tmp_path / "drill.raw", size)
     key = unique_key("revoked")
