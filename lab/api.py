@@ -74,7 +74,14 @@ class Lab:
         t0 = time.monotonic()
         try:
             self._start_backends(cfg)
-            self._start_agent(cfg)
+            agent = self._spawn_agent(cfg)
+            # The agent needs only the operator user; the rest of the catalog is made meanwhile.
+            catalog_marker = cfg.root / "keystone" / "catalog-done"
+            if not catalog_marker.exists():
+                IdentityAdmin(cfg).setup_catalog()
+                catalog_marker.touch()
+                self._mark("catalog (agent starting meanwhile)")
+            self._wait_agent(cfg, agent)
             self._mark("agent + public Glance")
         except Exception as exc:
             raise LabError(f"lab up failed: {exc}; {self._logs_hint()}") from exc
@@ -100,11 +107,9 @@ class Lab:
         glance_marker = cfg.root / "glance-manage" / "synced"
         gsync = None if glance_marker.exists() else glance.db_sync(cfg)
         if not ks.bootstrapped():
-            # Schema creation and key setup are independent; run them side by side.
             manage_log = cfg.logs_dir / "keystone-manage.log"
-            setup = [ks.db_sync(), *ks.key_setup()]
-            for p in setup:
-                wait_ok(p, "keystone-manage setup", manage_log)
+            ks.write_keys()
+            wait_ok(ks.db_sync(), "keystone-manage db_sync", manage_log)
             wait_ok(ks.bootstrap(), "keystone-manage bootstrap", manage_log)
             ks.mark_bootstrapped()
             self._mark("keystone db_sync + keys + bootstrap")
@@ -115,17 +120,18 @@ class Lab:
             self._mark("glance db_sync (rest)")
         ks.wait_ready()
         self._mark("keystone start")
-        catalog_marker = cfg.root / "keystone" / "catalog-done"
-        if not catalog_marker.exists():
+        operator_marker = cfg.root / "keystone" / "operator-done"
+        if not operator_marker.exists():
             bootstrap_operator(cfg)
-            IdentityAdmin(cfg).setup_catalog()
-            catalog_marker.touch()
-            self._mark("catalog")
+            operator_marker.touch()
+            self._mark("lab operator user")
 
-    def _start_agent(self, cfg: LabConfig) -> None:
+    def _spawn_agent(self, cfg: LabConfig) -> subprocess.Popen[bytes]:
         self._stop_orphan_glances(cfg)  # they would hold the hosts' ports
-        proc = procs.spawn([sys.executable, "-m", "lab.agent", str(cfg.root)], cwd=REPO_ROOT,
+        return procs.spawn([sys.executable, "-m", "lab.agent", str(cfg.root)], cwd=REPO_ROOT,
                            env=dict(os.environ), log_path=cfg.logs_dir / "agent.log")
+
+    def _wait_agent(self, cfg: LabConfig, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if proc.poll() is not None:

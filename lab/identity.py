@@ -139,6 +139,8 @@ class IdentityAdmin:
 
 
 def bootstrap_operator(cfg: LabConfig) -> None:
-    """Create the lab's own admin user with the bootstrap admin's credentials."""
+    """Create the lab's own admin user (with the bootstrap admin's credentials) and the
+    image-cluster service: all the agent needs, so the rest of the catalog can be made meanwhile."""
     admin = IdentityAdmin(cfg, cfg.admin)
     admin.ensure_user(cfg.operator, "admin")
+    admin.cluster_service_id()
