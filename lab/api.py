@@ -221,7 +221,7 @@ class Lab:
             "member": cfg.member.model_dump(),
             "resmgr_url": cfg.resmgr_url,
             "public_glance_url": cfg.public_glance_url,
-            "store_path": str(cfg.store_path),
+            "store_path": live.get("store_path", str(cfg.store_path)),
             "shared_dir": str(cfg.shared_dir),
             "storage": live.get("storage", "shared"),
             "namespaces": live.get("namespaces", False),

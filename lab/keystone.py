@@ -44,6 +44,7 @@ class Keystone:
     def write_config(self) -> None:
         for sub in ("fernet-keys", "credential-keys"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+            os.chmod(self.dir / sub, 0o700)  # Keystone warns on every token if others can read keys
         self.cfg.logs_dir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(
             "[DEFAULT]\n"

@@ -377,7 +377,8 @@ class Supervisor:
         return {
             "storage": self.storage,
             "namespaces": self.use_namespace,
-            "store_path": str(cfg.store_path),
+            # Without namespaces there is no common mount point: shared hosts use the shared dir itself.
+            "store_path": str(cfg.store_path if self.use_namespace else cfg.shared_dir),
             "shared_dir": str(cfg.shared_dir),
             "public_glance_pid": self.public_proc.pid if self.public_proc else None,
             "public_glance_ready": self.public_ready.is_set() and not self.public_error,
