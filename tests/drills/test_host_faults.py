@@ -156,11 +156,8 @@ def test_frozen_host_is_reported_and_creation_proceeds_elsewhere_once(
 
 
 def test_frozen_host_costs_one_read_timeout_not_two(drill_lab: DrillLab, tmp_path: Path) -> None:
-    """A host that timed out while surveying existing images is not asked again to create the image.
-
-    Fails today: the survey marks the frozen host bad, but ``create`` walks the host list fixed before
-    the survey and waits for the same frozen host a second time (bench: about 2x the read timeout).
-    """
+    """A host that timed out while surveying existing images is not asked again to create the image
+    (before 6f8a1c3 the engine waited for the same frozen host twice: about 2x the read timeout)."""
     lab, status = drill_lab
     session = session_of(status)
     frozen = host(status, "lab-host-1")
