@@ -17,10 +17,13 @@ refused before anything is touched.
 from __future__ import annotations
 
 import base64
+import json
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -170,6 +173,7 @@ class ExecutingMocks(pulumi_mocks.Mocks):
         )
         self.say(f"  {verb:<10} {label}  ({elapsed:.1f}s)")
         if args.typ == HEALTH_TYPE:
+            self.say("    health report (as stored in the resource's outputs):")
             self.say(health_table(outs.get("report") or []))
         # The engine re-marks an output secret under the key of a secret input: do the same.
         state = {k: (rpc.wrap_rpc_secret(v) if k in secret_keys else v) for k, v in outs.items()}
@@ -221,6 +225,20 @@ def _cloud_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return parse_settings(config).cloud_access()
 
 
+def deletion_waves(entries: list[ManifestEntry]) -> list[list[ManifestEntry]]:
+    """``entries`` grouped so each group only holds resources nothing left still depends on."""
+    remaining = list(entries)
+    waves = []
+    while remaining:
+        needed = {dep for e in remaining for dep in e.dependencies}
+        wave = [e for e in remaining if e.urn not in needed]
+        if not wave:  # a cycle cannot come from a Pulumi program; fall back to reverse creation order
+            wave = [remaining[0]]
+        waves.append(wave)
+        remaining = [e for e in remaining if e not in wave]
+    return waves
+
+
 def delete_entries(
     entries: list[ManifestEntry],
     manifest: Manifest,
@@ -228,15 +246,59 @@ def delete_entries(
     cloud: dict[str, Any],
     out: TextIO,
 ) -> None:
-    """Delete ``entries`` (already in a safe order) through the providers pickled when each was made."""
-    for entry in entries:
+    """Delete ``entries`` through the providers pickled when each was made, dependents first.
+
+    Resources of one wave (the roles of several hosts, say) are deleted concurrently, as the engine
+    would; each is struck from the manifest as soon as it is gone.
+    """
+    lock = threading.Lock()
+
+    def delete(entry: ManifestEntry) -> None:
         label = f"{short_type(entry.type)} {entry.name}"
         props = with_cloud(entry.outputs, cloud)
         props[PROVIDER_KEY] = entry.provider_blob
         started = time.monotonic()
-        providers.get(entry.provider_blob).delete(entry.id, props)
+        try:
+            providers.get(entry.provider_blob).delete(entry.id, props)
+        except Exception as exc:
+            raise InProcessError(f"{label}: delete failed: {type(exc).__name__}: {exc}") from exc
         manifest.remove(entry.urn)
-        print(f"  {'deleted':<10} {label}  ({time.monotonic() - started:.1f}s)", file=out, flush=True)
+        with lock:
+            print(f"  {'deleted':<10} {label}  ({time.monotonic() - started:.1f}s)", file=out, flush=True)
+
+    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        for wave in deletion_waves(entries):
+            for future in [pool.submit(delete, entry) for entry in wave]:
+                future.result()
+
+
+def format_outputs(outputs: Mapping[str, Any], secret: frozenset[str]) -> str:
+    """Stack outputs for a terminal: one key per line, structures as indented JSON."""
+    lines = []
+    for key in sorted(outputs):
+        value = _integral(outputs[key])
+        if key in secret:
+            text = "[secret]"
+        elif isinstance(value, str):
+            text = value.rstrip("\n")
+        else:
+            text = json.dumps(value, indent=2, sort_keys=True)
+        if "\n" in text:
+            lines.append(f"  {key}:\n" + textwrap.indent(text, "      "))
+        else:
+            lines.append(f"  {key}: {text}")
+    return "\n".join(lines)
+
+
+def _integral(value: Any) -> Any:
+    # Numbers travel as protobuf doubles: show 3, not 3.0.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def up(
@@ -269,9 +331,7 @@ def up(
     if gone:
         delete_entries(gone, manifest, mocks.providers, _cloud_from_config(config), out)
     print("outputs:", file=out)
-    for key in sorted(run.outputs):
-        value = "[secret]" if key in run.secret_outputs else run.outputs[key]
-        print(f"  {key}: {value}", file=out)
+    print(format_outputs(run.outputs, run.secret_outputs), file=out)
     print(NOTICE.format(manifest=manifest.path), file=out, flush=True)
     return run
 

@@ -119,3 +119,33 @@ def test_deploy_reports_errors_without_a_traceback(
     assert deploy.main(["up"]) == 1
     err = capsys.readouterr().err
     assert err == "error: the lab in /x is not running: run `make up` first\n"
+
+
+def test_deletion_waves_put_dependents_first_and_independent_resources_together() -> None:
+    settings, health, image = entry("urn:settings"), entry("urn:health"), entry("urn:image")
+    roles = [entry(f"urn:role{i}") for i in range(3)]
+    for role in roles:
+        role.dependencies = [settings.urn]
+    health.dependencies = [r.urn for r in roles]
+    image.dependencies = [health.urn]
+    waves = executing.deletion_waves([image, health, *reversed(roles), settings])
+    assert [[e.urn for e in wave] for wave in waves] == [
+        ["urn:image"],
+        ["urn:health"],
+        ["urn:role2", "urn:role1", "urn:role0"],
+        ["urn:settings"],
+    ]
+
+
+def test_outputs_are_printed_readably_and_secrets_hidden() -> None:
+    text = executing.format_outputs(
+        {"serving_count": 3.0, "glance_store_config": "[DEFAULT]\nx = 1\n", "cloud": {"password": "pw"}},
+        frozenset({"cloud"}),
+    )
+    assert text.splitlines() == [
+        "  cloud: [secret]",
+        "  glance_store_config:",
+        "      [DEFAULT]",
+        "      x = 1",
+        "  serving_count: 3",
+    ]
