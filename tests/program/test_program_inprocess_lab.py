@@ -71,6 +71,13 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
                 download = GlanceHost(session, endpoint).download_sha512(image["image_id"])
                 assert (download.status, download.sha512) == (200, expected), f"{name} through {endpoint}"
 
+        # A second up against the manifest changes nothing and uploads nothing again.
+        again = io.StringIO()
+        rerun = executing.up(config, stack=stack, root=tmp_path, out=again)
+        assert again.getvalue().count("unchanged ") == 7, again.getvalue()
+        assert "created " not in again.getvalue()
+        assert rerun.outputs["images"] == run.outputs["images"]
+
         printed = out.getvalue()
         assert printed.count("created    ImageLibraryRole") == 3
         assert "HOSTNAME" in printed and "serving" in printed
