@@ -37,9 +37,9 @@ class DeployError(RuntimeError):
     """A deployment step failed; the message says which and what to do."""
 
 
-def stack_file_config(stack: str, root: Path = REPO) -> dict[str, Any]:
+def stack_file_config(stack: str, root: Path | None = None) -> dict[str, Any]:
     """The ``config:`` block of ``Pulumi.<stack>.yaml`` as the program would receive it."""
-    path = root / f"Pulumi.{stack}.yaml"
+    path = (root or REPO) / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise DeployError(f"no stack file {path.name}: create it (see Pulumi.example.yaml)")
     data = yaml.safe_load(path.read_text()) or {}
@@ -62,14 +62,14 @@ def _holds_secure(value: Any) -> bool:
     return False
 
 
-def write_generated_images(config: dict[str, Any], root: Path = REPO) -> list[Path]:
+def write_generated_images(config: dict[str, Any], root: Path | None = None) -> list[Path]:
     """Create the lab's small image files (deterministic bytes) where the stack config names them."""
     written = []
     for index, image in enumerate(config.get("pcd-imagelib-ha:images") or []):
         source = str(image.get("source", ""))
         if not source.startswith(GENERATED_IMAGES):
             continue
-        path = root / source
+        path = (root or REPO) / source
         if path.exists():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,47 @@ def test_outputs_are_printed_readably_and_secrets_hidden() -> None:
         "      x = 1",
         "  serving_count: 3",
     ]
+
+
+FAKE_PULUMI = """#!/bin/sh
+echo "$* | passphrase=$PULUMI_CONFIG_PASSPHRASE | password=$PCD_LAB_PASSWORD" >> "$FAKE_PULUMI_LOG"
+case "$1 $2" in "stack select") exit 1;; esac
+exit 0
+"""
+
+
+def test_up_with_the_cli_logs_in_to_a_file_backend_inits_the_lab_stack_and_runs_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for the `pulumi` binary that records how it is called: the real CLI cannot be
+    # installed here, and what matters is the sequence deploy.py drives.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Pulumi.lab.yaml").write_text((deploy.REPO / "Pulumi.lab.yaml").read_text())
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+    monkeypatch.setattr(deploy, "REPO", repo)
+    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
+    monkeypatch.setattr(deploy, "lab_environment", lambda start: lab_env)
+    for key in lab_env:
+        # deploy.up exports the lab's variables into os.environ: let monkeypatch undo that afterwards.
+        monkeypatch.setenv(key, "placeholder")
+
+    deploy.up()
+
+    calls = log.read_text().splitlines()
+    suffix = " | passphrase=pcd-imagelib-ha-lab | password=pw-1"
+    assert calls == [
+        f"login file://{repo}/.pulumi-state" + suffix,
+        "stack select lab" + suffix,
+        "stack init lab --secrets-provider passphrase" + suffix,
+        "up --yes --stack lab" + suffix,
+    ]
+    assert (repo / ".lab-images" / "lab-tiny-a.raw").exists()
+    assert not (repo / ".inprocess").exists()
