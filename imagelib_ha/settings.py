@@ -609,11 +609,26 @@ def _resolve_mount_path_env(
     return storage.model_copy(update={"nfs": resolved}), []
 
 
+def _configured_keys() -> set[str]:
+    """Every ``pcd-imagelib-ha:*`` key the stack sets, so a misspelt top-level key is reported too."""
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.CONFIG.get()) | set(pulumi.runtime.get_config_env() or {})
+    return {k for k in keys if k.startswith(f"{PROJECT}:")} | {config_key(n) for n in TOP_LEVEL_KEYS}
+
+
 def load_settings() -> StackSettings:
     """Read and validate this stack's ``pcd-imagelib-ha:*`` config from the running Pulumi program."""
     raw: dict[str, Any] = {}
-    for name in TOP_LEVEL_KEYS:
-        value = pulumi.runtime.get_config(config_key(name))
+    for key in sorted(_configured_keys()):
+        value = pulumi.runtime.get_config(key)
         if value is not None:
-            raw[name] = value
-    return parse_settings(raw)
+            raw[key] = value
+    settings = parse_settings(raw)
+    cloud_key = config_key("cloud")
+    if settings.cloud.password is not None and not pulumi.runtime.is_config_secret(cloud_key):
+        pulumi.log.warn(
+            f"{cloud_key}.password is stored in plain text in the stack file: set it with "
+            "`pulumi config set --secret --path cloud.password ...` (or use cloud.passwordEnv)"
+        )
+    return settings

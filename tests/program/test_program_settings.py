@@ -188,3 +188,35 @@ def test_program_stops_with_the_settings_message_not_a_traceback() -> None:
         run_program(config, stack="example")
     assert isinstance(caught.value, SettingsError)
     assert caught.value.keys == ["pcd-imagelib-ha:storage.nfs.mountPath"]
+
+
+def test_misspelt_top_level_key_stops_the_program() -> None:
+    config = example_nfs_config()
+    config["host"] = [{"hostname": "x"}]
+    with pytest.raises(SettingsError) as caught:
+        run_program(config, stack="example")
+    assert caught.value.keys == ["pcd-imagelib-ha:host"]
+
+
+def test_a_password_in_plain_stack_config_is_warned_about(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import imagelib_ha.inprocess.recording as recording
+
+    def no_secret_keys(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+        flat, _secret = original(config)
+        return flat, []
+
+    original = recording.stack_config
+    monkeypatch.setattr(recording, "stack_config", no_secret_keys)
+    with caplog.at_level("WARNING"):
+        run_program(example_nfs_config(), stack="example")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("pcd-imagelib-ha:cloud.password is stored in plain text" in w for w in warnings)
+    assert not any(EXAMPLE_PASSWORD in w for w in warnings)
+
+    caplog.clear()
+    monkeypatch.setattr(recording, "stack_config", original)
+    with caplog.at_level("WARNING"):
+        run_program(example_nfs_config(), stack="example")
+    assert not any("plain text" in r.getMessage() for r in caplog.records)
