@@ -28,6 +28,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
 )
@@ -282,9 +283,10 @@ class StackSettings(_Model):
     roles: RoleSettings = Field(default_factory=RoleSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     images: list[ImageSettings] = Field(default_factory=list)
-    # Resolved from cloud.password / cloud.passwordEnv by ``parse_settings``; never from config directly.
-    resolved_password: SecretStr | None = Field(default=None, exclude=True)
-    resolved_auth_url: str = Field(default="", exclude=True)
+    # Resolved by ``parse_settings`` from cloud.password/passwordEnv and cloud.authUrl/authUrlEnv:
+    # private attributes, so no config key can set them.
+    _password: SecretStr | None = PrivateAttr(default=None)
+    _auth_url: str = PrivateAttr(default="")
 
     @property
     def region(self) -> str:
@@ -305,10 +307,10 @@ class StackSettings(_Model):
         c = self.cloud
         secret = c.application_credential_secret
         return {
-            "auth_url": self.resolved_auth_url,
+            "auth_url": self._auth_url,
             "region": c.region,
             "username": c.username,
-            "password": self.resolved_password.get_secret_value() if self.resolved_password else None,
+            "password": self._password.get_secret_value() if self._password else None,
             "project_name": c.project_name,
             "project_domain_name": c.project_domain_name,
             "user_domain_name": c.user_domain_name,
@@ -577,9 +579,10 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None)
     issues += storage_issues + _consistency_issues(settings)
     if issues:
         raise SettingsError(issues)
-    return settings.model_copy(
-        update={"resolved_password": password, "resolved_auth_url": auth_url, "storage": storage}
-    )
+    resolved = settings.model_copy(update={"storage": storage})
+    resolved._password = password
+    resolved._auth_url = auth_url
+    return resolved
 
 
 def _resolve_mount_path_env(
