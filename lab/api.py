@@ -59,6 +59,11 @@ class Lab:
         """Start (or finish starting) the lab; returns its status."""
         self.setup()
         if self.agent_alive():
+            # Already running: apply what can change live, keep the rest.
+            self.set_resmgr_options(
+                converge_seconds=converge_seconds, removal_404_seconds=removal_404_seconds,
+                v2_roles_spelling=v2_roles_spelling, token_cache_seconds=token_cache_seconds,
+            )
             return self.status()
         cfg = load_or_create(self.state_dir, hosts=hosts, region_two_hosts=region_two_hosts)
         changes: dict[str, Any] = {

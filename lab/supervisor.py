@@ -154,8 +154,16 @@ class Supervisor:
         if time.monotonic() < h.conflict_until:
             raise RoleUpdateConflict(f"host {h.spec.id} has a role update in progress; retry later")
 
+    def _wait_settled(self, key: str, timeout: float = 120) -> None:
+        """Fixtures' instant changes wait for a convergence under way instead of racing it."""
+        deadline = time.monotonic() + timeout
+        while self.find(key).busy and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def assign(self, key: str, *, settings: dict[str, Any] | None = None, instant: bool = False) -> None:
         """Start applying the image-library role (returns at once unless instant)."""
+        if instant:
+            self._wait_settled(key)
         with self.lock:
             h = self.find(key)
             if not instant:
@@ -214,6 +222,9 @@ class Supervisor:
                       message=f"pf9-glance-role failed to apply: {exc}")
 
     def remove(self, key: str, *, instant: bool = False) -> None:
+        """Start removing the role (returns at once unless instant)."""
+        if instant:
+            self._wait_settled(key)
         with self.lock:
             h = self.find(key)
             if not instant:
