@@ -16,8 +16,12 @@ from lab.paths import STATE_DIR_ENV
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    """A running lab: the one named by $PCD_LAB_STATE_DIR when it is already up (reused, left
-    running), otherwise a fresh one in a temp state dir, stopped and removed after the session."""
+    """A running lab: the one named by $PCD_LAB_STATE_DIR when it is already up (reused as it is,
+    left running), otherwise a fresh one in a temp state dir, stopped and removed after the session.
+
+    A fresh lab's Glances trust a validated token for only 2 s, so `revoke_tokens()` bites within
+    seconds in drills (keystonemiddleware's default is 300 s).
+    """
     named = os.environ.get(STATE_DIR_ENV)
     if named:
         existing = Lab(named)
