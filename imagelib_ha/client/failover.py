@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from keystoneauth1 import session as ks_session
@@ -96,6 +97,19 @@ def content_digest(source: str, *, chunk_size: int = CHUNK_SIZE) -> str:
     return digest.hexdigest()
 
 
+class SourceError(GlanceError):
+    """The image source (a local file or a URL) could not be read: no host can help with that."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user info or query (either may carry a credential), for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 @dataclass(frozen=True)
 class ImageSource:
     """Where the image bytes come from: a local file or an http(s) URL, read again for each attempt."""
@@ -104,40 +118,59 @@ class ImageSource:
     verify: bool | str = True
     timeouts: Timeouts = field(default_factory=Timeouts)
 
+    @property
+    def label(self) -> str:
+        return redact_url(self.location) if is_url(self.location) else self.location
+
     def known_size(self) -> int | None:
         """The byte count of a local file; None for a URL (known only once fetched)."""
         return None if is_url(self.location) else Path(self.location).stat().st_size
 
     def open(self, chunk_size: int = CHUNK_SIZE) -> HashingUpload:
-        """A fresh upload body over the source; sized when the length is known up front."""
+        """A fresh upload body over the source; sized when the length is known up front.
+
+        Raises :class:`SourceError` when the source cannot be opened; reading it later raises the same.
+        """
         if is_url(self.location):
             return self._open_url(chunk_size)
         path = Path(self.location)
-        return SizedHashingUpload(_file_chunks(path, chunk_size), path.stat().st_size)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise SourceError(f"cannot read image file {self.label}: {exc.strerror}") from None
+        return SizedHashingUpload(_file_chunks(path, chunk_size), size)
 
     def _open_url(self, chunk_size: int) -> HashingUpload:
-        resp = requests.get(
-            self.location, stream=True, timeout=self.timeouts.as_requests(), verify=self.verify
-        )
+        try:
+            resp = requests.get(
+                self.location, stream=True, timeout=self.timeouts.as_requests(), verify=self.verify
+            )
+        except requests.exceptions.RequestException as exc:
+            raise SourceError(f"cannot fetch image source {self.label}: {type(exc).__name__}") from None
         if resp.status_code != 200:
             resp.close()
-            raise GlanceError(f"image source {self.location} answered {resp.status_code}")
+            raise SourceError(f"image source {self.label} answered HTTP {resp.status_code}")
         length = resp.headers.get("Content-Length")
-        chunks = _response_chunks(resp, chunk_size)
+        chunks = _response_chunks(resp, chunk_size, self.label)
         if length and length.isdigit() and "Content-Encoding" not in resp.headers:
             return SizedHashingUpload(chunks, int(length))
         return HashingUpload(chunks)
 
 
 def _file_chunks(path: Path, chunk_size: int) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            yield chunk
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(chunk_size):
+                yield chunk
+    except OSError as exc:
+        raise SourceError(f"cannot read image file {path}: {exc.strerror}") from None
 
 
-def _response_chunks(resp: requests.Response, chunk_size: int) -> Iterator[bytes]:
+def _response_chunks(resp: requests.Response, chunk_size: int, label: str) -> Iterator[bytes]:
     try:
         yield from resp.iter_content(chunk_size=chunk_size)
+    except requests.exceptions.RequestException as exc:
+        raise SourceError(f"image source {label} broke off: {type(exc).__name__}") from None
     finally:
         resp.close()
 
@@ -434,6 +467,9 @@ class _Run:
                 image_id = attempt_image_id(self.spec.key, self.next_attempt)
                 try:
                     return self._create_on(host)
+                except SourceError as exc:
+                    self.note(host.endpoint, image_id, "source-error", str(exc))
+                    raise self.failed(f"cannot read the image source: {exc}") from None
                 except HostUnavailable as exc:
                     if exc.kind == "unauthorized" and not reauthenticated:
                         # The token was refused (revoked?): get a new one and retry this host once.

@@ -362,3 +362,20 @@ def test_a_host_that_timed_out_is_not_asked_again_in_the_same_run(
     result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook())
     assert result.host == B
     assert [c for c in calls(mock) if c[0] == "A"] == [("A", "GET", "/v2/images?os_hidden=false")]
+
+
+def test_an_unreadable_source_leaves_no_record_and_says_so(mock: requests_mock.Mocker) -> None:
+    source_url = "https://user:secret@images.test/cirros.img?token=abc"
+    mock.get(source_url, status_code=500)
+    mock.get(list_uri(A), json={"images": []})
+    mock.get(f"{A}/v2/images/{ID0}", [{"status_code": 404}, {"json": record(ID0, "queued")}])
+    mock.post(f"{A}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.delete(f"{A}/v2/images/{ID0}", status_code=204)
+    with pytest.raises(FailoverError) as err:
+        create_image(session(), spec(), ImageSource(source_url), [A, B], book=HostHealthBook())
+    message = str(err.value)
+    assert "cannot read the image source: image source https://images.test/cirros.img answered HTTP 500" \
+        in message
+    assert "secret" not in message and "token=abc" not in message
+    assert calls(mock)[-2:] == [("A", "GET", f"/v2/images/{ID0}"), ("A", "DELETE", f"/v2/images/{ID0}")]
+    assert not [c for c in calls(mock) if c[0] == "B"]  # failing over cannot fix a broken source
