@@ -446,8 +446,9 @@ class GlanceHost:
             return ProbeResult(self.endpoint, status, reason, time.monotonic() - started)
 
         try:
+            # 404: a proxy in front of the host may not pass /healthcheck on; the next probes decide.
             resp = self._request(
-                "GET", "/healthcheck", expect=(200, 503), authenticated=False, timeout=bounds, log=False
+                "GET", "/healthcheck", expect=(200, 404, 503), authenticated=False, timeout=bounds, log=False
             )
             if resp.status_code == 503:
                 if "DISABLED BY FILE" in resp.text.upper():

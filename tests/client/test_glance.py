@@ -234,6 +234,12 @@ def test_probe_healthcheck_ok_but_database_down_is_an_error(mock: requests_mock.
     assert "500" in result.reason
 
 
+def test_probe_without_a_healthcheck_route_relies_on_the_other_probes(mock: requests_mock.Mocker,
+                                                                      host: GlanceHost) -> None:
+    probe_mock(mock, {"status_code": 404}, {"status_code": 401}, {"json": {"images": []}})
+    assert host.probe().status == "serving"
+
+
 def test_probe_drained_host(mock: requests_mock.Mocker, host: GlanceHost) -> None:
     probe_mock(mock, {"status_code": 503, "text": "DISABLED BY FILE"}, {}, {})
     result = host.probe()
