@@ -6,6 +6,7 @@ the client must stay two independent readings of the APIs.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,12 @@ def login(st: dict[str, Any], who: str = "admin") -> ks_session.Session:
         project_domain_name=c["project_domain_name"],
     )
     return ks_session.Session(auth=auth, timeout=30)
+
+
+def token_of(st: dict[str, Any], who: str = "admin") -> str:
+    token = login(st, who).get_token()
+    assert token, f"no token for {who}"
+    return token
 
 
 def host(st: dict[str, Any], name: str) -> dict[str, Any]:
@@ -53,12 +60,13 @@ def restore_baseline(lab: Lab) -> None:
     reset_faults(lab)
     for h in lab.status()["hosts"]:
         if h["roles"] or h["pid"]:
-            wait_until(lambda n=h["name"]: not _busy(lab, n), timeout=60, what=f"{h['name']} to settle")
+            name: str = h["name"]
+            wait_until(functools.partial(_settled, lab, name), timeout=60, what=f"{name} to settle")
             lab.revoke_role(h["name"])
 
 
-def _busy(lab: Lab, name: str) -> bool:
-    return host(lab.status(), name)["role_status"] == "converging"
+def _settled(lab: Lab, name: str) -> bool:
+    return bool(host(lab.status(), name)["role_status"] != "converging")
 
 
 def wait_until(pred: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:

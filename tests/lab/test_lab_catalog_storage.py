@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from labhelp import host, login, wait_until
+from labhelp import host, login, token_of, wait_until
 
 from lab.api import Lab
 
@@ -28,7 +28,7 @@ def cluster_urls(st: dict[str, Any], region: str) -> set[str]:
 def test_catalog_lists_exactly_the_role_hosts_in_their_region(clean_lab: Lab) -> None:
     clean_lab.set_resmgr_options(converge_seconds=1, removal_404_seconds=0)
     st = clean_lab.status()
-    token = login(st).get_token()
+    token = token_of(st)
     assert cluster_urls(st, "RegionOne") == set() and cluster_urls(st, "RegionTwo") == set()
     chosen = ["lab-host-1", "lab-host-3", "lab-host-r2-1"]
     for name in chosen:
@@ -98,7 +98,7 @@ def test_shared_storage_100mb_reads_back_identical_through_every_host(
     serving_lab: Lab, tmp_path: Path
 ) -> None:
     st = serving_lab.status()
-    token = login(st).get_token()
+    token = token_of(st)
     a, b, c = (host(st, n)["url"] for n in ("lab-host-1", "lab-host-2", "lab-host-3"))
     src = tmp_path / "image.raw"
     want = random_file(src, 100)
@@ -124,7 +124,7 @@ def test_local_storage_hides_data_from_other_hosts(serving_lab: Lab, tmp_path: P
     serving_lab.set_storage("local")
     st = serving_lab.status()
     assert st["storage"] == "local"
-    token = login(st).get_token()
+    token = token_of(st)
     a, b = host(st, "lab-host-1")["url"], host(st, "lab-host-2")["url"]
     src = tmp_path / "small.raw"
     want = random_file(src, 2)
@@ -148,7 +148,7 @@ def test_public_endpoint_upload_is_not_on_the_hosts(serving_lab: Lab, tmp_path: 
     st = serving_lab.status()
     if not st["namespaces"]:
         pytest.skip("mount namespaces are not permitted: the public Glance's local store is visible to hosts")
-    token = login(st).get_token()
+    token = token_of(st)
     src = tmp_path / "trap.raw"
     want = random_file(src, 1)
     image_id = create_image(st["public_glance_url"], token, "lab-public-trap")
