@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 2 if args.quick else 3
     failover_mib = 50 if args.quick else 200
     m = machine()
-    print(f"machine: {m['nproc']} cores, {m['machine']}, Python {m['python']}", flush=True)
+    print(f"machine: {m['nproc']} cores, {m['machine']}, Python {m['python']}, load average "
+          f"{m['loadavg']} (other processes on the machine weigh on every figure)", flush=True)
     if args.quick:
         report.notices.append(f"QUICK run: upload sizes {sizes[0]} MiB/{sizes[1]} MiB instead of "
                               f"200 MiB/1 GiB, {rounds} rounds, failover image {failover_mib} MiB")
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table())
     for notice in report.notices:
         print(f"note: {notice}")
+    print(f"load average at the end: {machine()['loadavg']}")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = report.write_json(RESULTS, stamp)
     print(f"results: {path}")

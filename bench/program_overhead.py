@@ -6,13 +6,12 @@ and from 30 to 100 hosts should be about the same (ratio near 1).
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
 from bench.report import Report, Row
 
-REPEATS = 3
+REPEATS = 5
 
 
 def stack_config(hosts: int) -> dict[str, Any]:
@@ -40,10 +39,11 @@ def bench_program(report: Report, counts: tuple[int, ...] = (3, 30, 100)) -> Non
             started = time.monotonic()
             recorded = run_program_under_mocks(stack_config(count))
             samples.append(time.monotonic() - started)
-        seconds[count] = statistics.median(samples)
+        # The fastest of several runs: sub-second figures on a shared machine, where noise only adds.
+        seconds[count] = min(samples)
         resources[count] = len(recorded)
         report.add(Row("program", f"{count} hosts: run under mocks", seconds[count], "s", "", None,
-                       "(reference)", None, f"{resources[count]} resources, median of {REPEATS}"))
+                       "(reference)", None, f"{resources[count]} resources, fastest of {REPEATS}"))
     low, mid, high = counts
     per_low = (seconds[mid] - seconds[low]) / (mid - low)
     per_high = (seconds[high] - seconds[mid]) / (high - mid)

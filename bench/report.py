@@ -83,4 +83,4 @@ def machine() -> dict[str, Any]:
     import os
 
     return {"nproc": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-            "system": platform.platform()}
+            "system": platform.platform(), "loadavg": [round(x, 2) for x in os.getloadavg()]}
