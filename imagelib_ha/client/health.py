@@ -251,8 +251,12 @@ class HealthChecker:
         probe_timeout: float = 5.0,
         sequential: bool = False,
         progress: Progress | None = None,
+        catalog_fresh_after: datetime | None = None,
     ) -> None:
         self.session = session
+        # A token issued at or after this moment carries a catalog recent enough for this check
+        # (callers pass the time the change being validated was made; default: now).
+        self.catalog_fresh_after = (catalog_fresh_after or datetime.now(UTC)).replace(microsecond=0)
         self.region = region
         self.expected_store = expected_store
         self.probe_timeout = probe_timeout
@@ -265,9 +269,39 @@ class HealthChecker:
 
     # -- probes ----------------------------------------------------------------------------------------
 
-    def probe(self, role_hosts: Sequence[RoleHost], *, min_healthy: int | None = None) -> HealthReport:
-        """Catalog match, probes and store check of every host; writes nothing."""
-        catalog = image_cluster_endpoints(self.session, region=self.region, reauthenticate=True)
+    def catalog_is_current(self) -> bool:
+        """Whether the session's token (and so its cached catalog) was issued late enough.
+
+        Re-authenticating costs a token and makes every host validate the new token with Keystone,
+        so it is done only when the cached catalog may predate what is being validated.
+        """
+        auth_ref = getattr(self.session.auth, "auth_ref", None)
+        if auth_ref is None:
+            return True  # the next request authenticates: a brand-new catalog
+        try:
+            issued = auth_ref.issued
+        except (KeyError, ValueError, TypeError):
+            return False
+        if issued is None:
+            return False
+        if issued.tzinfo is None:
+            issued = issued.replace(tzinfo=UTC)
+        return bool(issued >= self.catalog_fresh_after)
+
+    def probe(
+        self,
+        role_hosts: Sequence[RoleHost],
+        *,
+        min_healthy: int | None = None,
+        reauthenticate: bool | None = None,
+    ) -> HealthReport:
+        """Catalog match, probes and store check of every host; writes nothing.
+
+        ``reauthenticate``: re-read the catalog with a new token; None decides by the token's age.
+        """
+        if reauthenticate is None:
+            reauthenticate = not self.catalog_is_current()
+        catalog = image_cluster_endpoints(self.session, region=self.region, reauthenticate=reauthenticate)
         hosts, extra = match_catalog(role_hosts, catalog)
         report = HealthReport(
             region=self.region,
@@ -470,10 +504,13 @@ class HealthChecker:
         Raises :class:`HealthError` with the last report when the region is not healthy.
         """
         stop = time.monotonic() + deadline
+        reauthenticate: bool | None = None
         while True:
-            report = self.probe(role_hosts, min_healthy=min_healthy)
+            report = self.probe(role_hosts, min_healthy=min_healthy, reauthenticate=reauthenticate)
             if report.ok or time.monotonic() + interval > stop:
                 break
+            # Waiting for hosts to come up: later rounds must see endpoints registered meanwhile.
+            reauthenticate = True
             self.progress(f"not healthy yet, probing again in {interval:.0f}s:\n{report.failure_message()}")
             sleep(interval)
         if report.ok and canary:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
@@ -220,6 +221,9 @@ class ImageLibraryHealthProvider(ResourceProvider):
     # -- steps ------------------------------------------------------------------------------------------
 
     def _checker(self, inputs: Mapping[str, Any]) -> tuple[HealthChecker, list[RoleHost]]:
+        # The role changes this validates happened before this call: a token issued from now on
+        # carries a current catalog, so the checker need not re-authenticate to see it.
+        started = datetime.now(UTC)
         session = make_session(CloudAccess.from_dict(inputs["cloud"]))
         store = inputs["expected_store"]
         try:
@@ -235,6 +239,7 @@ class ImageLibraryHealthProvider(ResourceProvider):
             expected_store=ExpectedStore.from_dict(store) if store else None,
             probe_timeout=float(inputs["probe_timeout"]),
             progress=_print,
+            catalog_fresh_after=started,
         )
         return checker, hosts
 

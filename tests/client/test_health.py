@@ -6,6 +6,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -272,3 +273,27 @@ def test_validate_waits_for_a_host_to_come_up_within_the_deadline(mock: requests
     report = checker().validate(role_hosts(2), deadline=60, interval=5, sleep=sleeps.append)
     assert report.serving_count == 2
     assert sleeps == [5]
+
+
+def test_catalog_is_reread_only_when_the_token_predates_the_check(mock: requests_mock.Mocker) -> None:
+    FakeRegion(mock, 2)
+    issued = datetime(2026, 11, 25, 15, 0, 0, tzinfo=UTC)
+    body = token([url(1), url(2)])
+    body["token"]["issued_at"] = issued.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    mock.post(f"{AUTH_URL}/auth/tokens", json=body, headers={"X-Subject-Token": "t"}, status_code=201)
+    session = make_session(CloudAccess(auth_url=AUTH_URL, region="RegionOne", username="admin",
+                                       password=PASSWORD, project_name="admin"))
+    store = ExpectedStore("file", DATA_DIR)
+
+    def tokens() -> int:
+        return sum(1 for r in mock.request_history if r.path == "/v3/auth/tokens")
+
+    HealthChecker(session, region="RegionOne", expected_store=store,
+                  catalog_fresh_after=issued - timedelta(seconds=5)).probe(role_hosts(2))
+    assert tokens() == 1  # a brand-new token: its catalog is current
+    HealthChecker(session, region="RegionOne", expected_store=store,
+                  catalog_fresh_after=issued).probe(role_hosts(2))
+    assert tokens() == 1  # issued in the same second: still current
+    HealthChecker(session, region="RegionOne", expected_store=store,
+                  catalog_fresh_after=issued + timedelta(seconds=5)).probe(role_hosts(2))
+    assert tokens() == 2  # issued before the change being validated: re-authenticated
