@@ -2,11 +2,10 @@
 
 Both modes probe the same hosts of the same lab in the same run, alternating, so the lab's own CPU
 contention (every Glance on two cores) weighs on both alike. Two figures per count: the host probes
-alone (``HealthChecker._check_host`` over the hosts, concurrently or not, as ``probe`` runs them), which
-shows the probing itself, and the whole ``probe()`` as the health check runs it, which first
-re-authenticates to re-read the catalog: every host then validates the new token with Keystone on its
-first request, and that shared Keystone (not the client) is what limits concurrency. Both carry the
-target at 8 hosts.
+alone (``HealthChecker._check_host`` over the hosts, concurrently or not, as ``probe`` runs them), and
+the whole ``probe()`` as the health check runs it (catalog read included; when it re-authenticates,
+every host validates the new token with Keystone, which no client-side concurrency can hide). Both
+carry the target at 8 hosts. On two cores the Glance processes' own CPU per request bounds the gain.
 """
 
 from __future__ import annotations
