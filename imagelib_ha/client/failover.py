@@ -367,6 +367,9 @@ class _Run:
         self.touched: set[str] = set()
         self.next_attempt = 0
         self._data_dirs: dict[str, str | None] = {}
+        # What was streamed in full to each image id (size, sha512): verifies a record that a host
+        # finished after we stopped waiting for it (a lost answer, a thawed host).
+        self.streamed: dict[str, tuple[int, str]] = {}
 
     # -- bookkeeping --------------------------------------------------------------------------------
 
@@ -486,7 +489,8 @@ class _Run:
         record = self._usable_record(host)
         while record.get("status") == "active":
             # A host that froze during an earlier step finished the upload after all.
-            problem = _verify(record, size=self.source.known_size(), sha512=None)
+            size, sha512 = self.streamed.get(str(record["id"]), (self.source.known_size(), None))
+            problem = _verify(record, size=size, sha512=sha512)
             if problem is None:
                 self.book.mark_good(host.endpoint)
                 self.note(host.endpoint, str(record["id"]), "adopted", "the attempt completed meanwhile")
@@ -497,13 +501,17 @@ class _Run:
         image_id = str(record["id"])
         body = self.source.open(self.chunk_size)
         self.progress(f"{host.endpoint}: uploading {image_id}")
+        size = len(body) if isinstance(body, SizedHashingUpload) else None
         try:
             host.upload(image_id, body)
         except ImageConflict as exc:
             # Another host holds the record in a state that refuses data: the next host inspects it.
             raise HostUnavailable(host.endpoint, "conflict", f"upload refused: {exc.detail}") from None
+        finally:
+            if size is None or body.bytes_sent == size:
+                self.streamed[image_id] = (body.bytes_sent, body.sha512)
+        size = body.bytes_sent
         final = host.get_image(image_id)
-        size = len(body) if isinstance(body, SizedHashingUpload) else body.bytes_sent
         if final is None:
             raise HostUnavailable(host.endpoint, "vanished", f"image {image_id} vanished after its upload")
         problem = _verify(final, size=size, sha512=body.sha512)

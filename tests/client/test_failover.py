@@ -379,3 +379,28 @@ def test_an_unreadable_source_leaves_no_record_and_says_so(mock: requests_mock.M
     assert "secret" not in message and "token=abc" not in message
     assert calls(mock)[-2:] == [("A", "GET", f"/v2/images/{ID0}"), ("A", "DELETE", f"/v2/images/{ID0}")]
     assert not [c for c in calls(mock) if c[0] == "B"]  # failing over cannot fix a broken source
+
+
+@pytest.mark.parametrize("same_bytes", [True, False])
+def test_a_lost_answer_after_a_full_upload_is_verified_through_the_next_host(
+    mock: requests_mock.Mocker, image_file: Path, same_bytes: bool
+) -> None:
+    data = image_file.read_bytes()
+    mock.get(list_uri(A), json={"images": []})
+    mock.get(f"{A}/v2/images/{ID0}", [{"status_code": 404},
+                                      {"exc": requests.exceptions.ReadTimeout("read timed out")}])
+    mock.post(f"{A}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{A}/v2/images/{ID0}/file", text=consume_upload)
+    # B sees the image A finished: the bytes streamed to A decide whether it is ours to adopt.
+    mock.get(f"{B}/v2/images/{ID0}", json=active(ID0, data if same_bytes else b"x" * len(data)))
+    mock.delete(f"{B}/v2/images/{ID0}", status_code=204)
+    mock.get(f"{B}/v2/images/{ID1}", [{"status_code": 404}, {"json": active(ID1, data)}])
+    mock.post(f"{B}/v2/images", status_code=201, json=record(ID1, "queued"))
+    mock.put(f"{B}/v2/images/{ID1}/file", text=consume_upload)
+    result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook())
+    if same_bytes:
+        assert (result.image_id, result.host, result.adopted) == (ID0, B, True)
+        assert not [c for c in calls(mock) if c[1] in ("DELETE", "POST") and c[0] == "B"]
+    else:
+        assert (result.image_id, result.host, result.adopted) == (ID1, B, False)
+        assert ("B", "DELETE", f"/v2/images/{ID0}") in calls(mock)
