@@ -55,13 +55,23 @@ def changed(path: str, value: Any) -> dict[str, Any]:
     return config
 
 
+def with_cloud(**changes: Any) -> dict[str, Any]:
+    """BASE with several ``cloud`` keys changed at once (``...`` deletes one)."""
+    config = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        if value is ...:
+            del config["cloud"][key]
+        else:
+            config["cloud"][key] = value
+    return config
+
+
 # (case, config, the key the error must name)
 MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ("lab-not-boolean", changed("lab", "sometimes"), "lab"),
     ("password-missing", changed("cloud.password", ...), "cloud.password"),
-    ("password-env-unset", {**changed("cloud.password", ...),
-                            "cloud": {**changed("cloud.password", ...)["cloud"],
-                                      "passwordEnv": "PCD_DRILL_UNSET_PASSWORD"}}, "cloud.passwordEnv"),
+    ("password-env-unset", with_cloud(password=..., passwordEnv="PCD_DRILL_UNSET_PASSWORD"),
+     "cloud.passwordEnv"),
     ("auth-url-not-a-url", changed("cloud.authUrl", "keystone at port 5000"), "cloud.authUrl"),
     ("auth-url-ftp", changed("cloud.authUrl", "ftp://127.0.0.1/v3"), "cloud.authUrl"),
     ("region-wrong-type", changed("cloud.region", ["RegionOne"]), "cloud.region"),
