@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from lab.identity import IdentityAdmin, bootstrap_operator
 from lab.keystone import Keystone, wait_ok
 from lab.paths import REPO_ROOT, default_state_dir, lab_venv_bin
 from lab.postgres import Postgres, ensure_server_installed
-from lab.settings import REGION_ONE, REGION_TWO, LabConfig, load_config, load_or_create
+from lab.settings import REGION_ONE, REGION_TWO, LabConfig, load_config, load_or_create, release_ports
 
 
 class LabError(RuntimeError):
@@ -178,6 +179,17 @@ class Lab:
         self._stop_orphan_glances(cfg)
         Keystone(cfg).stop()
         Postgres(cfg).stop()
+
+    def purge(self) -> None:
+        """down, then delete this lab's state (and its PostgreSQL dir) and free its ports' claims."""
+        cfg = load_config(self.state_dir)
+        self.down()
+        if cfg is not None:
+            release_ports(cfg)
+            pg_dir = Path(cfg.pg_dir)
+            if not pg_dir.is_relative_to(self.state_dir):
+                shutil.rmtree(pg_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _stop_orphan_glances(self, cfg: LabConfig) -> None:
         """Stop Glances a dead agent left behind: masters found by their pid files, checked to be

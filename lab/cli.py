@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how long per-host resmgr GETs answer 404 after the last role goes (default 5)")
     up.add_argument("--v2-roles-spelling", choices=["image-library", "pf9-glance-role"])
     sub.add_parser("down", help="stop every lab process")
+    sub.add_parser("purge", help="down, then delete the state dir (keys, databases, images) and port claims")
     st = sub.add_parser("status", help="processes, ports, roles and endpoints")
     st.add_argument("--json", action="store_true")
     sub.add_parser("env", help="print OS_* exports for the lab's admin")
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "down":
             lab.down()
             print("lab down")
+        elif args.cmd == "purge":
+            lab.purge()
+            print(f"lab purged: {lab.state_dir}")
         elif args.cmd == "status":
             st = lab.status()
             if args.json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import secrets
 import socket
 import uuid
@@ -23,11 +24,71 @@ REGION_TWO = "RegionTwo"
 V2RoleSpelling = Literal["image-library", "pf9-glance-role"]
 
 
-def free_port() -> int:
-    """A port nobody listens on right now, on 127.0.0.1 only."""
+# Ports are claimed machine-wide with one file each, so two labs never pick the same port even while
+# neither listens on it yet (a host's Glance binds only when it gets the role).
+PORT_CLAIMS_DIR = Path("/tmp/pcd-lab-ports")  # noqa: S108 - claim files only, no secrets
+LOWEST_PORT = 15000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _claim(port: int, state_dir: Path) -> bool:
+    """Claim port for state_dir; a claim whose state dir is gone is taken over."""
+    PORT_CLAIMS_DIR.mkdir(mode=0o755, exist_ok=True)
+    claim = PORT_CLAIMS_DIR / str(port)
+    for _ in range(2):
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                owner = Path(claim.read_text().strip())
+            except OSError:
+                return False
+            if owner == state_dir or owner.exists():
+                return False
+            claim.unlink(missing_ok=True)  # its lab's state dir is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(state_dir))
+        return True
+    return False
+
+
+def free_port(state_dir: Path) -> int:
+    """A free port on 127.0.0.1 below the kernel's ephemeral range (so no outgoing connection can be
+    holding it when a server binds it later), claimed for state_dir."""
+    high = _ephemeral_low() - 1
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randint(LOWEST_PORT, high)
+        if _bindable(port) and _claim(port, state_dir):
+            return port
+    raise RuntimeError(f"no free port found between {LOWEST_PORT} and {high} on 127.0.0.1")
+
+
+def release_ports(cfg: LabConfig) -> None:
+    """Drop this state dir's port claims (when its directory is removed for good)."""
+    for port in cfg.all_ports():
+        claim = PORT_CLAIMS_DIR / str(port)
+        try:
+            if Path(claim.read_text().strip()) == cfg.root:
+                claim.unlink()
+        except OSError:
+            pass
 
 
 def _secret() -> str:
@@ -112,6 +173,10 @@ class LabConfig(BaseModel):
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    def all_ports(self) -> list[int]:
+        ports = [self.pg_port, self.keystone_port, self.resmgr_port, self.public_glance_port]
+        return ports + [h.port for h in self.hosts]
+
     def host(self, name: str) -> HostSpec:
         for h in self.hosts:
             if name in (h.name, h.id, h.hostname):
@@ -150,7 +215,7 @@ def pick_pg_dir(state_dir: Path) -> Path:
     return Path("/tmp") / f"pcd-lab-pg-{key}"  # noqa: S108 - made 0700 and owned by postgres
 
 
-def _make_hosts(region_one: int, region_two: int, old: list[HostSpec]) -> list[HostSpec]:
+def _make_hosts(region_one: int, region_two: int, old: list[HostSpec], state_dir: Path) -> list[HostSpec]:
     by_name = {h.name: h for h in old}
     wanted = [(f"lab-host-{i}", REGION_ONE) for i in range(1, region_one + 1)]
     wanted += [(f"lab-host-r2-{i}", REGION_TWO) for i in range(1, region_two + 1)]
@@ -162,7 +227,7 @@ def _make_hosts(region_one: int, region_two: int, old: list[HostSpec]) -> list[H
             hosts.append(
                 HostSpec(
                     name=name, id=str(uuid.uuid4()), hostname=f"{name}.lab.local", region=region,
-                    port=free_port(),
+                    port=free_port(state_dir),
                 )
             )
     return hosts
@@ -189,7 +254,7 @@ def load_or_create(
                 if region_two_hosts is not None
                 else sum(h.region == REGION_TWO for h in existing.hosts)
             )
-            existing.hosts = _make_hosts(r1, r2, existing.hosts)
+            existing.hosts = _make_hosts(r1, r2, existing.hosts, state_dir)
             existing.save()
         return existing
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -197,19 +262,19 @@ def load_or_create(
     os.chmod(state_dir, 0o755)  # noqa: S103
     cfg = LabConfig(
         state_dir=str(state_dir),
-        pg_port=free_port(),
+        pg_port=free_port(state_dir),
         pg_password=_secret(),
         pg_dir=str(pick_pg_dir(state_dir)),
-        keystone_port=free_port(),
-        resmgr_port=free_port(),
-        public_glance_port=free_port(),
+        keystone_port=free_port(state_dir),
+        resmgr_port=free_port(state_dir),
+        public_glance_port=free_port(state_dir),
         control_token=_secret(),
         admin=Credentials(username="admin", password=_secret(), project_name="admin"),
         member=Credentials(username="member", password=_secret(), project_name="admin"),
         glance_service=Credentials(username="glance", password=_secret(), project_name="service"),
         operator=Credentials(username="lab-operator", password=_secret(), project_name="admin"),
         hosts=_make_hosts(
-            3 if hosts is None else hosts, 1 if region_two_hosts is None else region_two_hosts, []
+            3 if hosts is None else hosts, 1 if region_two_hosts is None else region_two_hosts, [], state_dir
         ),
     )
     cfg.save()

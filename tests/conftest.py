@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,12 +33,4 @@ def lab() -> Iterator[Lab]:
         fresh.up(hosts=3, token_cache_seconds=2)  # short, so the token-revocation drill bites
         yield fresh
     finally:
-        fresh.down()
-        pg_dir = None
-        try:
-            pg_dir = Path(fresh.config.pg_dir)
-        except Exception:  # noqa: BLE001 - no config means nothing was created beyond state_dir
-            pg_dir = None
-        shutil.rmtree(state_dir, ignore_errors=True)
-        if pg_dir is not None and not pg_dir.is_relative_to(state_dir):
-            shutil.rmtree(pg_dir, ignore_errors=True)
+        fresh.purge()

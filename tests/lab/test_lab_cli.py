@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.api import Lab
-from lab.settings import load_or_create, pick_pg_dir
+from lab.settings import LOWEST_PORT, PORT_CLAIMS_DIR, load_or_create, pick_pg_dir, release_ports
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -63,10 +63,17 @@ def test_state_dir_keeps_its_ports_and_grows_hosts(tmp_path: Path) -> None:
     grown = load_or_create(tmp_path / "s", hosts=3)
     assert [h.name for h in grown.hosts] == ["lab-host-1", "lab-host-2", "lab-host-3"]
     assert grown.hosts[:2] == first.hosts
-    ports = [first.pg_port, first.keystone_port, first.resmgr_port, first.public_glance_port]
-    ports += [h.port for h in grown.hosts]
+    ports = grown.all_ports()
     assert len(set(ports)) == len(ports)
+    # Below the ephemeral range, and claimed machine-wide for this state dir until released.
+    assert all(LOWEST_PORT <= p < 32768 for p in ports)
+    assert all((PORT_CLAIMS_DIR / str(p)).read_text() == str(grown.root) for p in ports)
+    other = load_or_create(tmp_path / "t", hosts=3)
+    assert set(other.all_ports()).isdisjoint(ports)
     assert oct(os.stat(tmp_path / "s" / "lab.json").st_mode & 0o777) == "0o600"
+    release_ports(grown)
+    release_ports(other)
+    assert not any((PORT_CLAIMS_DIR / str(p)).exists() for p in ports)
 
 
 def test_postgres_data_goes_to_tmp_when_the_state_dir_is_not_traversable(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import requests
 from labhelp import host, login
 
 from lab.api import Lab
+from lab.settings import PORT_CLAIMS_DIR
 
 pytestmark = pytest.mark.lab
 
@@ -84,9 +84,8 @@ def test_second_lab_gets_other_ports_and_down_leaves_nothing(lab: Lab, tmp_path:
         second.down()
         assert not any(listening(p) for p in all_ports(st))
     finally:
-        second.down()
-        pg_dir = Path(second.config.pg_dir)
-        if not pg_dir.is_relative_to(tmp_path):
-            shutil.rmtree(pg_dir, ignore_errors=True)
+        second.purge()
+    assert not second.state_dir.exists()
+    assert not any((PORT_CLAIMS_DIR / str(p)).exists() for p in all_ports(st))
     # The session lab was not disturbed.
     assert lab.status()["running"]
