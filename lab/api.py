@@ -223,11 +223,8 @@ class Lab:
              "log": str(cfg.logs_dir / f"{h.name}-glance.log")}
             for h in cfg.hosts
         ]
-        rss = sum(procs.tree_rss_kib(p) for p in pids.values() if p)
-        rss += sum(procs.tree_rss_kib(h["pid"]) for h in hosts if h.get("pid"))
-        pg_pid = pids.get("postgres")
-        if pg_pid:  # postgres backends are children, not a process group of their own
-            rss += _children_rss_kib(pg_pid)
+        leaders = [p for p in pids.values() if p] + [h["pid"] for h in hosts if h.get("pid")]
+        rss = procs.total_rss_kib(leaders)
         return {
             "state_dir": str(cfg.root),
             "running": running,
@@ -356,9 +353,3 @@ def _cwd_of(pid: int) -> Path | None:
     except OSError:
         return None
 
-
-def _children_rss_kib(pid: int) -> int:
-    out = subprocess.run(
-        ["ps", "-o", "rss=", "--ppid", str(pid)], capture_output=True, text=True, check=False
-    )
-    return sum(int(x) for x in out.stdout.split() if x.isdigit()) + procs.rss_kib(pid)

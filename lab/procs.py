@@ -124,5 +124,20 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def tree_rss_kib(pgid: int) -> int:
-    return sum(rss_kib(p) for p in group_members(pgid))
+def total_rss_kib(leaders: list[int]) -> int:
+    """Resident memory of these leaders' process groups and of their direct children, in one /proc
+    pass (PostgreSQL's backends are children of the postmaster, not members of a group of its own)."""
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+    wanted = set(leaders)
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid, pgid = int(entry.name), int(fields[1]), int(fields[2])
+        if pid in wanted or ppid in wanted or pgid in wanted:
+            total += int(fields[21]) * page_kib
+    return total
