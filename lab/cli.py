@@ -12,7 +12,16 @@ from typing import Any
 from lab.api import Lab, LabError
 from lab.paths import LabSetupError
 
-HOST_ACTIONS = ("kill", "freeze", "thaw", "restart", "drain", "undrain", "grant-role", "revoke-role")
+HOST_ACTIONS = {
+    "kill": "SIGKILL the host's Glance process group (connections are then refused)",
+    "freeze": "SIGSTOP the host's Glance (connections accepted, nothing answers)",
+    "thaw": "SIGCONT a frozen host's Glance",
+    "restart": "stop and start the host's Glance (also after kill or freeze)",
+    "drain": "make the host's /healthcheck answer 503 (its disable file)",
+    "undrain": "remove the host's healthcheck disable file",
+    "grant-role": "give the host the image-library role at once (no convergence delay; for fixtures)",
+    "revoke-role": "take the role away at once",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="processes, ports, roles and endpoints")
     st.add_argument("--json", action="store_true")
     sub.add_parser("env", help="print OS_* exports for the lab's admin")
-    for action in HOST_ACTIONS:
-        sub.add_parser(action, help=f"{action} a host's Glance").add_argument("host")
+    for action, text in HOST_ACTIONS.items():
+        sub.add_parser(action, help=text).add_argument("host", help="host name, id or hostname")
     sub.add_parser("revoke-tokens", help="invalidate every token issued so far to admin and member")
     sto = sub.add_parser("storage", help="rebind serving hosts to the shared dir or their own dirs")
     sto.add_argument("mode", choices=["shared", "local"])
