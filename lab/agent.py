@@ -155,7 +155,7 @@ def component_pids(cfg: LabConfig) -> dict[str, int | None]:
     return {
         "postgres": Postgres(cfg).pid(),
         "keystone": Keystone(cfg).leader_pid(),
-        "agent": agent if procs.alive(agent) else None,
+        "agent": procs.ours(agent, cmd_marker=f"lab.agent {cfg.root}"),
     }
 
 

@@ -158,7 +158,7 @@ class Lab:
             pid = int(json.loads((self.state_dir / AGENT_PID_FILE).read_text())["pid"])
         except (OSError, ValueError, KeyError):
             return None
-        return pid if procs.alive(pid) else None
+        return procs.ours(pid, cmd_marker=f"lab.agent {self.state_dir}")
 
     def agent_alive(self) -> bool:
         return self.agent_pid() is not None
@@ -195,8 +195,8 @@ class Lab:
         """Stop Glances a dead agent left behind: masters found by their pid files, checked to be
         ours by working directory before signalling."""
         for run_dir in self._glance_run_dirs(cfg):
-            gpid = _pid_from(run_dir / "gunicorn.pid")
-            if gpid and procs.alive(gpid) and _cwd_of(gpid) == run_dir:
+            gpid = procs.ours(_pid_from(run_dir / "gunicorn.pid"), cwd=run_dir)
+            if gpid is not None:
                 procs.stop_group(gpid)
 
     def _glance_run_dirs(self, cfg: LabConfig) -> list[Path]:
@@ -344,12 +344,5 @@ def _pid_from(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
-        return None
-
-
-def _cwd_of(pid: int) -> Path | None:
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
         return None
 

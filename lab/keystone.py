@@ -40,6 +40,7 @@ class Keystone:
         self.conf = self.dir / "keystone.conf"
         self.log = cfg.logs_dir / "keystone.log"
         self.pidfile = self.dir / "gunicorn.pid"
+        self._started: int | None = None
 
     def write_config(self) -> None:
         for sub in ("fernet-keys", "credential-keys"):
@@ -108,30 +109,31 @@ class Keystone:
 
     def pid(self) -> int | None:
         try:
-            return int(self.pidfile.read_text().strip())
+            return procs.ours(int(self.pidfile.read_text().strip()), cwd=self.dir)
         except (OSError, ValueError):
             return None
 
     def start(self) -> int:
         running = self.pid()
-        if procs.alive(running):
-            assert running is not None
+        if running is not None:
+            self._started = running
             return running
         env = {**os.environ, "OS_KEYSTONE_CONFIG_DIR": str(self.dir)}
         env.pop("OS_KEYSTONE_CONFIG_FILES", None)
         proc = procs.spawn([str(lab_venv_bin() / "gunicorn")], cwd=self.dir, env=env,
                            log_path=self.cfg.logs_dir / "keystone-gunicorn.log")
         (self.dir / "leader.pid").write_text(str(proc.pid))
+        self._started = proc.pid
         return proc.pid
 
     def leader_pid(self) -> int | None:
         try:
-            return int((self.dir / "leader.pid").read_text())
+            return procs.ours(int((self.dir / "leader.pid").read_text()), cwd=self.dir)
         except (OSError, ValueError):
             return None
 
     def wait_ready(self, timeout: float = 60) -> None:
-        procs.wait_http(self.cfg.auth_url, timeout=timeout, pid=self.leader_pid(), what="Keystone",
+        procs.wait_http(self.cfg.auth_url, timeout=timeout, pid=self._started, what="Keystone",
                         log_path=self.log)
 
     def stop(self) -> None:

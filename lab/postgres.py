@@ -81,7 +81,7 @@ class Postgres:
 
     def pid(self) -> int | None:
         try:
-            return int((self.data / "postmaster.pid").read_text().split()[0])
+            return procs.ours(int((self.data / "postmaster.pid").read_text().split()[0]), cwd=self.data)
         except (OSError, ValueError, IndexError):
             return None
 

@@ -44,6 +44,23 @@ def alive(pid: int | None) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def ours(pid: int | None, *, cwd: Path | None = None, cmd_marker: str | None = None) -> int | None:
+    """pid when it is alive and still the process a pid file named (by working dir or command line):
+    a stale pid file must never make the lab signal somebody else's process."""
+    if not pid or not alive(pid):
+        return None
+    try:
+        if cwd is not None and Path(os.readlink(f"/proc/{pid}/cwd")) == cwd:
+            return pid
+        if cmd_marker is not None:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if cmd_marker in cmd:
+                return pid
+    except OSError:
+        pass
+    return None
+
+
 def signal_group(pid: int, sig: signal.Signals) -> None:
     """Signal pid's process group (each server leads its own session); fall back to the pid alone."""
     try:
