@@ -206,6 +206,7 @@ class Supervisor:
                 return
             self._set(h, role_state="auth-converging")
             started = time.monotonic()
+            self._stop_glance(h)  # left over from an earlier failed apply: it would hold the port
             self._start_glance(h)
             if h.flap_failed_seconds > 0:
                 # Normal onboarding can flap through `failed` before it settles.
