@@ -89,3 +89,24 @@ def test_second_lab_gets_other_ports_and_down_leaves_nothing(lab: Lab, tmp_path:
     assert not any((PORT_CLAIMS_DIR / str(p)).exists() for p in all_ports(st))
     # The session lab was not disturbed.
     assert lab.status()["running"]
+
+
+def test_without_namespaces_the_lab_says_so_and_uses_distinct_paths(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PCD_LAB_NO_NAMESPACES", "1")
+    fallback = Lab(tmp_path / "no-ns-lab")
+    try:
+        st = fallback.up(hosts=1, region_two_hosts=0)
+        assert st["namespaces"] is False
+        assert st["store_path"] == st["shared_dir"]
+        assert "mount namespaces are not permitted" in (fallback.state_dir / "logs" / "agent.log").read_text()
+        fallback.grant_role("lab-host-1")
+        h = host(fallback.status(), "lab-host-1")
+        assert f"filesystem_store_datadir = {st['shared_dir']}\n" in Path(h["glance_conf"]).read_text()
+        fallback.set_storage("local")
+        h = host(fallback.status(), "lab-host-1")
+        assert f"filesystem_store_datadir = {h['local_dir']}\n" in Path(h["glance_conf"]).read_text()
+        assert requests.get(f"{h['url']}/healthcheck", timeout=5).status_code == 200
+    finally:
+        fallback.purge()
