@@ -14,7 +14,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ChildRun:
-    """What one child did: exit code, wall seconds from spawn to exit, peak RSS in KiB, its stdout.
+    """What one child did: exit code, wall seconds from spawn to exit, peak RSS in KiB, CPU seconds
+    (user + system, from ``wait4``), its stdout.
 
     Peak RSS is the child's ``VmHWM`` after its ``exec`` (sampled while it runs): ``ru_maxrss`` from
     ``wait4`` would also count the parent's pages the child carried between ``fork`` and ``exec``.
@@ -23,6 +24,7 @@ class ChildRun:
     returncode: int
     wall: float
     maxrss_kib: int
+    cpu: float
     stdout: str
     stderr: str
 
@@ -36,19 +38,20 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None, c
         hwm = 0
         while True:
             hwm = max(hwm, vm_hwm_kib(proc.pid, argv[0]))
-            pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid == proc.pid:
                 break
             if time.monotonic() > deadline:
                 proc.kill()
-                pid, status, _usage = os.wait4(proc.pid, 0)
+                pid, status, usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.005)
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it: tell Popen
         out.seek(0)
         err.seek(0)
-        return ChildRun(proc.returncode, wall, hwm, out.read().decode(errors="replace"),
+        cpu = usage.ru_utime + usage.ru_stime
+        return ChildRun(proc.returncode, wall, hwm, cpu, out.read().decode(errors="replace"),
                         err.read().decode(errors="replace"))
 
 

@@ -19,13 +19,14 @@ BENCHES = ("upload", "failover", "health", "program")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="smaller images (50 MiB/200 MiB instead of 200 MiB/1 GiB) and fewer rounds")
+                        help="smaller images (50 MiB/200 MiB instead of 200 MiB/1 GiB), still 3 rounds "
+                             "(the order rotates: each upload contender goes first once)")
     parser.add_argument("--only", action="append", choices=BENCHES, help="run only these (repeatable)")
     args = parser.parse_args(argv)
     chosen = args.only or list(BENCHES)
     report = Report()
     sizes = [50, 200] if args.quick else [200, 1024]
-    rounds = 2 if args.quick else 3
+    rounds = 3
     failover_mib = 50 if args.quick else 200
     m = machine()
     print(f"machine: {m['nproc']} cores, {m['machine']}, Python {m['python']}, load average "
