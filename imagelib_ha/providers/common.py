@@ -1,14 +1,17 @@
-"""Shared pieces of the dynamic providers: diffing that ignores ``__provider``, preview unknowns.
+"""Shared pieces of the dynamic providers: inputs with defaults, diffing that ignores ``__provider``,
+preview unknowns, and the resource base class that seeds output-only keys.
 
 Kept free of import-time side effects: the provider process imports this module by name.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from pulumi.dynamic import DiffResult
+from pulumi import Input, ResourceOptions
+from pulumi.dynamic import DiffResult, Resource, ResourceProvider
 from pulumi.output import Unknown
 
 # Bump whenever provider code changes behaviour. Every dynamic resource takes it as the
@@ -65,3 +68,61 @@ def diff_inputs(
         stables=stables,
         delete_before_replace=delete_before_replace,
     )
+
+
+def fill_defaults(values: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with each of its keys that is None set to its default (a copy: defaults stay pristine).
+
+    Only keys ``values`` already holds are filled, so a caller can leave some inputs out on purpose.
+    """
+    for key, default in defaults.items():
+        if key in values and values[key] is None:
+            values[key] = copy.copy(default)
+    return values
+
+
+def inputs_with_defaults(
+    props: Mapping[str, Any], keys: Iterable[str], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The input ``keys`` of ``props`` (inputs or stored outputs) with ``defaults`` filled in.
+
+    ``provider_version`` defaults to this code's :data:`PROVIDER_VERSION`; every key of ``defaults``
+    must be among ``keys``.
+    """
+    inputs = fill_defaults({key: props.get(key) for key in keys}, defaults)
+    if inputs.get("provider_version") is None:
+        inputs["provider_version"] = PROVIDER_VERSION
+    return inputs
+
+
+def seed_props(props: Mapping[str, Any], output_keys: Iterable[str]) -> dict[str, Any]:
+    """A resource's props as registered: ``provider_version`` added when absent, output keys as None.
+
+    An output-only key must be among the registered props for the resource object to get it as an
+    attribute (``role.host_id``, ``health.report``, ...).
+    """
+    full: dict[str, Any] = dict(props)
+    full.setdefault("provider_version", PROVIDER_VERSION)
+    for key in output_keys:
+        full.setdefault(key, None)
+    return full
+
+
+class SeededResource(Resource):
+    """A dynamic resource whose provider is ``provider_class()`` and whose output keys are seeded.
+
+    Subclasses name their type token as usual (``class X(SeededResource, module=..., name=...)``) and
+    set ``provider_class`` and ``output_keys``. The provider *instance* is what gets pickled into
+    ``__provider``; its class lives in the subclass's module, so dill pickles it by reference.
+    """
+
+    provider_class: ClassVar[type[ResourceProvider]]
+    output_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        resource_name: str,
+        props: Mapping[str, Input[Any]],
+        opts: ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(self.provider_class(), resource_name, seed_props(props, self.output_keys), opts)

@@ -26,14 +26,13 @@ from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
-from pulumi import Input, Output, ResourceOptions
+from pulumi import Output
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -43,7 +42,14 @@ from imagelib_ha.client.failover import HOST_HEALTH
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthReport, RoleHost
 from imagelib_ha.client.resmgr import ResmgrClient
 from imagelib_ha.client.session import CloudAccess, make_session
-from imagelib_ha.providers.common import PROVIDER_VERSION, contains_unknown, diff_inputs, is_unknown
+from imagelib_ha.providers.common import (
+    SeededResource,
+    contains_unknown,
+    diff_inputs,
+    fill_defaults,
+    inputs_with_defaults,
+    is_unknown,
+)
 from imagelib_ha.providers.prereqs import ha_prerequisite_failures
 from imagelib_ha.providers.role import cloud_failures, credentials_rejected
 
@@ -72,13 +78,7 @@ BACKENDS = ("nfs", "cinder", "local")
 
 def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     """The input keys of ``props`` (inputs or stored outputs) with defaults filled in."""
-    inputs = {key: props.get(key) for key in INPUT_KEYS}
-    for key, default in INPUT_DEFAULTS.items():
-        if inputs[key] is None:
-            inputs[key] = default
-    if inputs["provider_version"] is None:
-        inputs["provider_version"] = PROVIDER_VERSION
-    return inputs
+    return inputs_with_defaults(props, INPUT_KEYS, INPUT_DEFAULTS)
 
 
 def _print(text: str) -> None:
@@ -186,11 +186,8 @@ class ImageLibraryHealthProvider(ResourceProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        old_inputs = {k: olds.get(k) for k in INPUT_KEYS}
+        old_inputs = fill_defaults({k: olds.get(k) for k in INPUT_KEYS}, INPUT_DEFAULTS)
         new_inputs = {k: news.get(k) for k in INPUT_KEYS}
-        for key, default in INPUT_DEFAULTS.items():
-            if old_inputs[key] is None:
-                old_inputs[key] = default
         return diff_inputs(old_inputs, new_inputs)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -270,7 +267,7 @@ class ImageLibraryHealthProvider(ResourceProvider):
                 HOST_HEALTH.mark_bad(host.endpoint, host.reason)
 
 
-class ImageLibraryHealth(Resource, module="imagelib", name="ImageLibraryHealth"):
+class ImageLibraryHealth(SeededResource, module="imagelib", name="ImageLibraryHealth"):
     """The validated state of a region's image library: per-host report and serving endpoints.
 
     Create and update run the shared-storage canary; read (refresh) only probes.
@@ -280,14 +277,5 @@ class ImageLibraryHealth(Resource, module="imagelib", name="ImageLibraryHealth")
     serving_count: Output[int]
     endpoints: Output[list[str]]
 
-    def __init__(
-        self,
-        resource_name: str,
-        props: Mapping[str, Input[Any]],
-        opts: ResourceOptions | None = None,
-    ) -> None:
-        full: dict[str, Any] = dict(props)
-        full.setdefault("provider_version", PROVIDER_VERSION)
-        for key in OUTPUT_KEYS:
-            full.setdefault(key, None)
-        super().__init__(ImageLibraryHealthProvider(), resource_name, full, opts)
+    provider_class = ImageLibraryHealthProvider
+    output_keys = OUTPUT_KEYS

@@ -31,14 +31,13 @@ from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
-from pulumi import Input, Output, ResourceOptions
+from pulumi import Output
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -58,7 +57,14 @@ from imagelib_ha.client.failover import (
 from imagelib_ha.client.glance import GlanceError, GlanceHost, HostUnavailable, Timeouts
 from imagelib_ha.client.health import CANARY_PROPERTY
 from imagelib_ha.client.session import CloudAccess, make_session
-from imagelib_ha.providers.common import PROVIDER_VERSION, contains_unknown, diff_inputs, is_unknown
+from imagelib_ha.providers.common import (
+    SeededResource,
+    contains_unknown,
+    diff_inputs,
+    fill_defaults,
+    inputs_with_defaults,
+    is_unknown,
+)
 from imagelib_ha.providers.role import cloud_failures, credentials_rejected
 
 LOG = logging.getLogger(__name__)
@@ -127,13 +133,7 @@ def cached_content_digest(source: str) -> str:
 
 def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     """The input keys of ``props`` (inputs or stored outputs) with defaults filled in."""
-    inputs = {key: props.get(key) for key in INPUT_KEYS}
-    for key, default in INPUT_DEFAULTS.items():
-        if inputs[key] is None:
-            inputs[key] = default
-    if inputs["provider_version"] is None:
-        inputs["provider_version"] = PROVIDER_VERSION
-    return inputs
+    return inputs_with_defaults(props, INPUT_KEYS, INPUT_DEFAULTS)
 
 
 def _is_str(value: Any) -> bool:
@@ -330,11 +330,8 @@ class FailoverImageProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         keys = [k for k in (*INPUT_KEYS, *DERIVED_KEYS) if k not in NOT_THE_IMAGE]
-        old_inputs = {k: olds.get(k) for k in keys}
+        old_inputs = fill_defaults({k: olds.get(k) for k in keys}, INPUT_DEFAULTS)
         new_inputs = {k: news.get(k) for k in keys}
-        for key, default in INPUT_DEFAULTS.items():
-            if key in old_inputs and old_inputs[key] is None:
-                old_inputs[key] = default
         return diff_inputs(old_inputs, new_inputs, replace_on=REPLACE_ON)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -458,7 +455,7 @@ class FailoverImageProvider(ResourceProvider):
         raise GlanceError(f"no image-library host could delete image {id_}: " + "; ".join(failures))
 
 
-class FailoverImage(Resource, module="imagelib", name="FailoverImage"):
+class FailoverImage(SeededResource, module="imagelib", name="FailoverImage"):
     """A Glance image uploaded through the first healthy image-library host, never twice.
 
     The image carries ``pcd_imagelib_ha_key`` (stable identity + content digest); a content change
@@ -475,14 +472,5 @@ class FailoverImage(Resource, module="imagelib", name="FailoverImage"):
     content_digest: Output[str]
     key: Output[str]
 
-    def __init__(
-        self,
-        resource_name: str,
-        props: Mapping[str, Input[Any]],
-        opts: ResourceOptions | None = None,
-    ) -> None:
-        full: dict[str, Any] = dict(props)
-        full.setdefault("provider_version", PROVIDER_VERSION)
-        for key in DERIVED_KEYS + OUTPUT_KEYS:
-            full.setdefault(key, None)
-        super().__init__(FailoverImageProvider(), resource_name, full, opts)
+    provider_class = FailoverImageProvider
+    output_keys = DERIVED_KEYS + OUTPUT_KEYS

@@ -30,14 +30,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from keystoneauth1 import exceptions as ks_exc
-from pulumi import Input, Output, ResourceOptions
+from pulumi import Output
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -47,7 +46,7 @@ from imagelib_ha.client.errors import HostRegionMismatch, MountPathMismatch, Pcd
 from imagelib_ha.client.resmgr import ResmgrClient, ResmgrHost
 from imagelib_ha.client.roles import RoleProgress, RoleWaiter, WaitPolicy
 from imagelib_ha.client.session import CloudAccess, make_session
-from imagelib_ha.providers.common import PROVIDER_VERSION, diff_inputs, is_unknown
+from imagelib_ha.providers.common import SeededResource, diff_inputs, inputs_with_defaults, is_unknown
 
 LOG = logging.getLogger(__name__)
 
@@ -170,13 +169,7 @@ def _policy(inputs: Mapping[str, Any]) -> WaitPolicy:
 
 def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     """The input keys of ``props`` (inputs or stored outputs) with defaults filled in."""
-    inputs = {key: props.get(key) for key in INPUT_KEYS}
-    for key, default in INPUT_DEFAULTS.items():
-        if inputs[key] is None:
-            inputs[key] = default
-    if inputs["provider_version"] is None:
-        inputs["provider_version"] = PROVIDER_VERSION
-    return inputs
+    return inputs_with_defaults(props, INPUT_KEYS, INPUT_DEFAULTS)
 
 
 class ImageLibraryRoleProvider(ResourceProvider):
@@ -360,7 +353,7 @@ class ImageLibraryRoleProvider(ResourceProvider):
         }
 
 
-class ImageLibraryRole(Resource, module="imagelib", name="ImageLibraryRole"):
+class ImageLibraryRole(SeededResource, module="imagelib", name="ImageLibraryRole"):
     """The ``image-library`` role assigned to one PCD host (resmgr v2 cluster role).
 
     A role that already existed is adopted (``adopted`` is true) and left in place on delete.
@@ -375,14 +368,5 @@ class ImageLibraryRole(Resource, module="imagelib", name="ImageLibraryRole"):
     adopted: Output[bool]
     endpoint: Output[str | None]
 
-    def __init__(
-        self,
-        resource_name: str,
-        props: Mapping[str, Input[Any]],
-        opts: ResourceOptions | None = None,
-    ) -> None:
-        full: dict[str, Any] = dict(props)
-        full.setdefault("provider_version", PROVIDER_VERSION)
-        for key in OUTPUT_KEYS:
-            full.setdefault(key, None)
-        super().__init__(ImageLibraryRoleProvider(), resource_name, full, opts)
+    provider_class = ImageLibraryRoleProvider
+    output_keys = OUTPUT_KEYS

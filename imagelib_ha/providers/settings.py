@@ -32,21 +32,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
-from pulumi import Input, Output, ResourceOptions
+from pulumi import Output
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
 
 from imagelib_ha.client.resmgr import BLUEPRINT_SHARED, BLUEPRINT_STORAGE, ResmgrClient
 from imagelib_ha.client.session import CloudAccess, make_session
-from imagelib_ha.providers.common import PROVIDER_VERSION, diff_inputs, is_unknown
+from imagelib_ha.providers.common import SeededResource, diff_inputs, inputs_with_defaults, is_unknown
 from imagelib_ha.providers.prereqs import ha_prerequisite_failures
 from imagelib_ha.providers.role import cloud_failures, credentials_rejected
 
@@ -68,6 +67,7 @@ INPUT_KEYS = (
     "shared",
     "hosts",
 )
+INPUT_DEFAULTS: dict[str, Any] = {"hosts": []}
 OUTPUT_KEYS = ("glance_store_config", "blueprint_storage", "blueprint_shared")
 
 
@@ -116,15 +116,12 @@ def blueprint_storage_value(backend: str, *, mount_path: str | None, volume_type
 
 
 def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
-    inputs = {key: props.get(key) for key in INPUT_KEYS}
-    if inputs["provider_version"] is None:
-        inputs["provider_version"] = PROVIDER_VERSION
+    inputs = inputs_with_defaults(props, INPUT_KEYS, INPUT_DEFAULTS)
+    # Defaults that follow from other inputs (and stay open while those are unknown at preview).
     if inputs["blueprint"] is None and not is_unknown(inputs["region"]):
         inputs["blueprint"] = inputs["region"]
     if inputs["shared"] is None and not is_unknown(inputs["backend"]):
         inputs["shared"] = inputs["backend"] != "local"
-    if inputs["hosts"] is None:
-        inputs["hosts"] = []
     return inputs
 
 
@@ -268,21 +265,12 @@ class ImageLibrarySettingsProvider(ResourceProvider):
         }
 
 
-class ImageLibrarySettings(Resource, module="imagelib", name="ImageLibrarySettings"):
+class ImageLibrarySettings(SeededResource, module="imagelib", name="ImageLibrarySettings"):
     """The image-library storage settings of one region: blueprint fields and Glance store section."""
 
     glance_store_config: Output[str]
     blueprint_storage: Output[str]
     blueprint_shared: Output[bool]
 
-    def __init__(
-        self,
-        resource_name: str,
-        props: Mapping[str, Input[Any]],
-        opts: ResourceOptions | None = None,
-    ) -> None:
-        full: dict[str, Any] = dict(props)
-        full.setdefault("provider_version", PROVIDER_VERSION)
-        for key in OUTPUT_KEYS:
-            full.setdefault(key, None)
-        super().__init__(ImageLibrarySettingsProvider(), resource_name, full, opts)
+    provider_class = ImageLibrarySettingsProvider
+    output_keys = OUTPUT_KEYS
