@@ -1,9 +1,10 @@
 """Drill: a corpus of bad stack configs, each refused clearly and before anything is touched.
 
 Malformed configs fail in the settings with one error naming the key, before any HTTP request. HA
-prerequisite violations are well-formed: the policy pack reports them at preview and the settings
-provider's ``check`` refuses them at apply, again without a request. Unknown host references fail in
-the role resource against the lab, naming the reference, with the other hosts untouched.
+prerequisite violations are well-formed: the policy pack reports them at preview and both the settings
+and the health providers' ``check`` refuse them at apply, again without a request. Unknown host
+references fail in the role resource against the lab, naming the reference, with the other hosts
+untouched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from policy_judge import judge
 
 from imagelib_ha.client.errors import HostNotFound
 from imagelib_ha.inprocess.recording import RecordedResource, run_program_under_mocks
+from imagelib_ha.providers.common import is_unknown
+from imagelib_ha.providers.health import ImageLibraryHealthProvider
 from imagelib_ha.providers.role import ImageLibraryRoleProvider
 from imagelib_ha.providers.settings import ImageLibrarySettingsProvider
 from imagelib_ha.settings import SettingsError
@@ -26,6 +29,7 @@ from lab.api import Lab
 
 SECRET = "drill-Secret-5e1"
 SETTINGS_TYPE = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
+HEALTH_TYPE = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
 MOUNT = "/var/opt/imagelibrary/data"
 
 BASE: dict[str, Any] = {
@@ -119,6 +123,22 @@ def settings_check(records: list[RecordedResource]) -> list[tuple[str, str]]:
     return [(f.property, f.reason) for f in result.failures]
 
 
+def health_check(records: list[RecordedResource], *, role_ids_known: bool) -> list[tuple[str, str]]:
+    """The health provider's ``check`` failures for the program's health inputs.
+
+    At preview the roles' host ids are unknown; at apply they are known (made-up ids here: ``check``
+    must refuse before anything would look them up).
+    """
+    (health,) = [r for r in records if r.type == HEALTH_TYPE]
+    inputs = dict(health.inputs)
+    ids = inputs["role_host_ids"]
+    assert isinstance(ids, list) and ids and all(is_unknown(i) for i in ids), ids
+    if role_ids_known:
+        inputs["role_host_ids"] = [f"drill-host-id-{n}" for n in range(len(ids))]
+    result = ImageLibraryHealthProvider().check({}, inputs)
+    return [(f.property, f.reason) for f in result.failures]
+
+
 # (case, config, policy that must report it, settings-check property that must refuse it, fragment)
 HA_VIOLATIONS: list[tuple[str, dict[str, Any], str, str | None, str]] = [
     ("mixed-regions", changed("hosts.2", {"hostname": "lab-host-r2-1.lab.local", "region": "RegionTwo"}),
@@ -153,10 +173,33 @@ def test_ha_prerequisite_violation_is_reported_by_the_pack_and_refused_by_check(
     assert no_http.call_count == 0
 
 
+@pytest.mark.parametrize("role_ids_known", [False, True], ids=["preview", "apply"])
+@pytest.mark.parametrize(("config", "refused", "fragment"),
+                         [(c, r, f) for _, c, _, r, f in HA_VIOLATIONS],
+                         ids=[n for n, *_ in HA_VIOLATIONS])
+def test_ha_prerequisite_violation_is_refused_by_the_health_check_too(
+    config: dict[str, Any], refused: str | None, fragment: str, role_ids_known: bool,
+    no_http: requests_mock.Mocker,
+) -> None:
+    records = run_program_under_mocks(config, preview=True)
+    failures = health_check(records, role_ids_known=role_ids_known)
+    if refused is None:
+        assert failures == []
+    else:
+        # The same property as the settings check refuses, naming the offending value and the key to fix.
+        assert [prop for prop, _ in failures] == [refused], failures
+        (reason,) = [reason for _, reason in failures]
+        assert fragment in reason and "pcd-imagelib-ha:" in reason, reason
+        assert SECRET not in reason
+    assert no_http.call_count == 0
+
+
 def test_the_unchanged_base_config_passes_pack_and_check(no_http: requests_mock.Mocker) -> None:
     records = run_program_under_mocks(BASE, preview=True)
     assert judge(records) == {}
     assert settings_check(records) == []
+    assert health_check(records, role_ids_known=False) == []
+    assert health_check(records, role_ids_known=True) == []
     assert no_http.call_count == 0
 
 
