@@ -172,8 +172,10 @@ class ExecutingMocks(pulumi_mocks.Mocks):
             )
         )
         self.say(f"  {verb:<10} {label}  ({elapsed:.1f}s)")
-        if args.typ == HEALTH_TYPE:
-            self.say("    health report (as stored in the resource's outputs):")
+        if args.typ == HEALTH_TYPE and verb == "unchanged":
+            # Created, updated or replaced, the provider has just printed its live table (with
+            # latency) to stderr; unchanged, nothing was probed, so the stored report is what there is.
+            self.say("    health report (unchanged: as stored at the last validation, not probed now):")
             self.say(health_table(outs.get("report") or []))
         # The engine re-marks an output secret under the key of a secret input: do the same.
         state = {k: (rpc.wrap_rpc_secret(v) if k in secret_keys else v) for k, v in outs.items()}

@@ -32,7 +32,7 @@ def small_image(path: Path, size: int, seed: bytes) -> str:
 
 @pytest.mark.lab
 def test_program_in_process_creates_roles_passes_health_uploads_images_then_down_deletes_all(
-    lab: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lab: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status = lab.status()
     for key, value in {**lab.env(), "PCD_LAB_STORE_PATH": status["store_path"]}.items():
@@ -51,6 +51,8 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
     image_ids: dict[str, str] = {}
     try:
         run = executing.up(config, stack=stack, root=tmp_path, out=out)
+        # The health provider prints its live table (with latency) to stderr, as under the engine.
+        live_table = capsys.readouterr().err
 
         recorded = Manifest.load(manifest_file, stack).entries
         assert sorted(e.type for e in recorded) == sorted([SETTINGS, ROLE, ROLE, ROLE, HEALTH, IMAGE, IMAGE])
@@ -74,13 +76,25 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
         # A second up against the manifest changes nothing and uploads nothing again.
         again = io.StringIO()
         rerun = executing.up(config, stack=stack, root=tmp_path, out=again)
+        rerun_err = capsys.readouterr().err
         assert again.getvalue().count("unchanged ") == 7, again.getvalue()
         assert "created " not in again.getvalue()
         assert rerun.outputs["images"] == run.outputs["images"]
 
         printed = out.getvalue()
         assert printed.count("created    ImageLibraryRole") == 3
-        assert "HOSTNAME" in printed and "serving" in printed
+        # One health table per run: the provider's live one when it validated (create) ...
+        assert "HOSTNAME" not in printed, printed
+        rows = [line.split() for line in live_table.splitlines()]
+        assert ["host", "endpoint", "status", "latency", "reason"] in rows, live_table
+        for hostname in role_hosts:
+            row = next((r for r in rows if r and r[0] == hostname), None)
+            assert row is not None and row[2] == "serving" and row[4] == "ms", live_table
+        # ... and the stored report when the resource was unchanged (nothing probed, no live table).
+        printed_again = again.getvalue()
+        assert "HOSTNAME" in printed_again and "serving" in printed_again
+        assert "latency" not in rerun_err
+        assert cloud["password"] not in live_table + rerun_err + printed_again
         assert "Ran without the Pulumi engine" in printed
         assert cloud["password"] not in printed
         assert cloud["password"] not in manifest_file.read_text()
