@@ -6,13 +6,24 @@ alone (``HealthChecker._check_host`` over the hosts, concurrently or not, as ``p
 the whole ``probe()`` as the health check runs it (catalog read included; when it re-authenticates,
 every host validates the new token with Keystone, which no client-side concurrency can hide). Both
 carry the target at 8 hosts. On two cores the Glance processes' own CPU per request bounds the gain.
+
+Where the time goes: for the host probes, the CPU seconds each round cost the client (this process,
+every thread), the lab's Glance host processes, its PostgreSQL backends and its Keystone are recorded
+too, with the thread pool's own start-up. Wall time can at best be ``max(client CPU, all CPU /
+cores)`` (the client's Python runs under the GIL; every process shares the cores), so that over the
+sequential time is the lowest ratio the concurrent mode could honestly reach on this machine.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
+from bench.cpu import ProcessGroupCpu, pid_from_file
 from bench.labs import admin_session
 from bench.report import Report, Row
 from imagelib_ha.client import health
@@ -20,6 +31,29 @@ from imagelib_ha.client.health import ExpectedStore, HealthChecker, HostReport, 
 from lab.api import Lab
 
 ROUNDS = 5
+SERVER_PARTS = ("glance", "postgres", "keystone")
+
+
+def server_cpu(lab: Lab, status: dict[str, Any]) -> dict[str, ProcessGroupCpu]:
+    """The lab's server processes by part (each host's Glance with its workers; the database; Keystone)."""
+    cfg = lab.config
+    return {
+        "glance": ProcessGroupCpu(h["pid"] for h in status["hosts"] if h.get("pid")),
+        "postgres": ProcessGroupCpu(p for p in [pid_from_file(Path(cfg.pg_dir) / "data" / "postmaster.pid")]
+                                    if p),
+        "keystone": ProcessGroupCpu(p for p in [pid_from_file(cfg.root / "keystone" / "gunicorn.pid")] if p),
+    }
+
+
+def pool_startup_seconds(workers: int, repeat: int = 20) -> float:
+    """Median wall time to start a pool of ``workers`` threads, run one no-op each and join them."""
+    times = []
+    for _ in range(repeat):
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda _i: None, range(workers)))
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
 
 
 def bench_health(lab: Lab, report: Report, counts: tuple[int, ...] = (1, 3, 8)) -> None:
@@ -31,6 +65,8 @@ def bench_health(lab: Lab, report: Report, counts: tuple[int, ...] = (1, 3, 8)) 
                                     sequential=(mode == "sequential"))
                 for mode in ("concurrent", "sequential")}
     details: dict[str, dict[str, list[float]]] = {}
+    servers = server_cpu(lab, status)
+    cores = os.cpu_count() or 1
     for count in counts:
         if count > len(role_hosts):
             report.notices.append(f"health: only {len(role_hosts)} hosts, skipped {count}")
@@ -38,6 +74,10 @@ def bench_health(lab: Lab, report: Report, counts: tuple[int, ...] = (1, 3, 8)) 
         hosts = role_hosts[:count]
         times: dict[str, list[float]] = {"concurrent": [], "sequential": [], "concurrent-full": [],
                                          "sequential-full": []}
+        for mode in ("concurrent", "sequential"):
+            for part in ("client", *SERVER_PARTS):
+                times[f"{mode}-cpu-{part}"] = []
+        times["load1"] = []
         in_catalog = {str(h.endpoint) for h in hosts}
         checkers["concurrent"].probe(hosts)  # warm-up: token, catalog, connections
         for rnd in range(ROUNDS):
@@ -49,9 +89,15 @@ def bench_health(lab: Lab, report: Report, counts: tuple[int, ...] = (1, 3, 8)) 
                           ) -> HostReport:
                     return c._check_host(h, known)
 
+                server_before = {part: servers[part].seconds() for part in SERVER_PARTS}
+                cpu_started = time.process_time()
                 started = time.monotonic()
                 rows = health._map(check, hosts, sequential=checker.sequential)
                 times[mode].append(time.monotonic() - started)
+                times[f"{mode}-cpu-client"].append(time.process_time() - cpu_started)
+                for part in SERVER_PARTS:
+                    times[f"{mode}-cpu-{part}"].append(servers[part].seconds() - server_before[part])
+                times["load1"].append(os.getloadavg()[0])
                 started = time.monotonic()
                 result = checker.probe(hosts)
                 times[f"{mode}-full"].append(time.monotonic() - started)
@@ -68,5 +114,23 @@ def bench_health(lab: Lab, report: Report, counts: tuple[int, ...] = (1, 3, 8)) 
                        med["concurrent-full"], "s", "sequential", med["sequential-full"], target,
                        med["concurrent-full"] <= 0.35 * med["sequential-full"] if count == 8 else None,
                        f"median of {ROUNDS}"))
+        # Per round, both modes pooled: the work is the same requests either way.
+        cpu = {part: statistics.mean(times[f"concurrent-cpu-{part}"] + times[f"sequential-cpu-{part}"])
+               for part in ("client", *SERVER_PARTS)}
+        total = sum(cpu.values())
+        bound = max(cpu["client"], total / cores)
+        load = f"load {min(times['load1']):.1f}-{max(times['load1']):.1f}"
+        report.add(Row("health", f"CPU per round, {count} host(s): client / glance / postgres / keystone",
+                       total * 1000, "ms", "sequential wall", med["sequential"] * 1000, "(reference)", None,
+                       " / ".join(f"{cpu[p] * 1000:.1f}" for p in ("client", *SERVER_PARTS))
+                       + f" ms; mean of {2 * ROUNDS}; {load}"))
+        report.add(Row("health", f"lowest possible concurrent wall, {count} host(s), {cores} cores",
+                       bound * 1000, "ms", "sequential", med["sequential"] * 1000,
+                       "<= 0.35x sequential" if count == 8 else "(reference)",
+                       bound <= 0.35 * med["sequential"] if count == 8 else None,
+                       "max(client CPU, all CPU / cores): no concurrency can go below it"))
         details[str(count)] = times
+    workers = min(health.MAX_WORKERS, max(counts))
+    report.add(Row("health", f"thread pool start-up ({workers} threads, one no-op each)",
+                   pool_startup_seconds(workers) * 1000, "ms", "", None, "(reference)", None, "median of 20"))
     report.details["health"] = details
