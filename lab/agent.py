@@ -83,7 +83,8 @@ class AgentApp:
             elif action == "fault":
                 sup.set_fault(name, conflict_seconds=float(body.get("conflict_seconds") or 0),
                               flap_failed_seconds=float(body.get("flap_failed_seconds") or 0),
-                              fail_message=str(body.get("fail_message") or ""), clear=bool(body.get("clear")))
+                              fail_message=str(body.get("fail_message") or ""),
+                              deauth_error=bool(body.get("deauth_error")), clear=bool(body.get("clear")))
             elif action in ("kill", "freeze", "thaw", "restart"):
                 getattr(sup, action)(name)
             elif action in ("drain", "undrain"):

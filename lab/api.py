@@ -306,10 +306,15 @@ class Lab:
         self._host_action(name, "revoke")
 
     def set_fault(self, name: str, *, conflict_seconds: float = 0, flap_failed_seconds: float = 0,
-                  fail_message: str = "", clear: bool = False) -> None:
+                  fail_message: str = "", deauth_error: bool = False, clear: bool = False) -> None:
+        """Arm resmgr faults for one host; ``clear`` removes them (a host in deauth-error recovers).
+
+        ``deauth_error``: the next role removal through resmgr stops in ``deauth-error``, and role writes
+        answer 409 RoleUpdateConflict until the fault is cleared.
+        """
         self._host_action(name, "fault", {
             "conflict_seconds": conflict_seconds, "flap_failed_seconds": flap_failed_seconds,
-            "fail_message": fail_message, "clear": clear})
+            "fail_message": fail_message, "deauth_error": deauth_error, "clear": clear})
 
     def clear_fault(self, name: str) -> None:
         self.set_fault(name, clear=True)

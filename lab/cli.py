@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--flap-failed", type=float, metavar="S", help="flap through `failed` for S s while converging",
     )
     g.add_argument("--fail", metavar="MESSAGE", help="fail the role for good with this message")
+    g.add_argument("--deauth-error", action="store_true",
+                   help="the next role removal stops in deauth-error; role writes answer 409 until --clear")
     g.add_argument("--clear", action="store_true", help="clear this host's faults")
     rm = sub.add_parser("resmgr", help="tune the running lab (resmgr emulator, Glance token cache)")
     rm.add_argument("--converge-seconds", type=float)
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 lab.clear_fault(args.host)
             else:
                 lab.set_fault(args.host, conflict_seconds=args.conflict_seconds or 0,
-                              flap_failed_seconds=args.flap_failed or 0, fail_message=args.fail or "")
+                              flap_failed_seconds=args.flap_failed or 0, fail_message=args.fail or "",
+                              deauth_error=args.deauth_error)
             print(f"fault {args.host}: set")
         elif args.cmd == "resmgr":
             lab.set_resmgr_options(converge_seconds=args.converge_seconds,

@@ -27,7 +27,7 @@ StorageMode = Literal["shared", "local"]
 
 
 class RoleUpdateConflict(Exception):
-    """A role write while the host converges (or a conflict fault is active): resmgr answers 409."""
+    """A role write while the host converges, sits in ``deauth-error`` or has a conflict fault: 409."""
 
 
 @dataclass
@@ -47,6 +47,7 @@ class HostRuntime:
     conflict_until: float = 0.0
     flap_failed_seconds: float = 0.0
     fail_message: str = ""
+    deauth_error: bool = False  # the next removal through resmgr ends in `deauth-error`
     endpoint_registered: bool = False
 
     @property
@@ -153,6 +154,10 @@ class Supervisor:
             raise RoleUpdateConflict(f"host {h.spec.id} is converging ({h.role_state}); retry later")
         if time.monotonic() < h.conflict_until:
             raise RoleUpdateConflict(f"host {h.spec.id} has a role update in progress; retry later")
+        if h.role_state == "deauth-error":
+            raise RoleUpdateConflict(
+                f"host {h.spec.id} failed to remove its role (deauth-error) and awaits recovery; retry later"
+            )
 
     def _wait_settled(self, key: str, timeout: float = 120) -> None:
         """Fixtures' instant changes wait for a convergence under way instead of racing it."""
@@ -237,20 +242,30 @@ class Supervisor:
             h.role_state = "start-deauth"
             h.message = ""
         if instant:
-            self._deauth(h, 0.0)
+            self._deauth(h, 0.0)  # fixtures' removals never take the deauth-error fault
         else:
-            threading.Thread(target=self._deauth, args=(h, self.converge_seconds / 2), daemon=True).start()
+            threading.Thread(target=self._deauth, args=(h, self.converge_seconds / 2, h.deauth_error),
+                             daemon=True).start()
 
-    def _deauth(self, h: HostRuntime, step: float) -> None:
+    def _deauth(self, h: HostRuntime, step: float, stuck: bool = False) -> None:
         try:
             self._remove_endpoint(h)
             self._stop_glance(h)
             time.sleep(step)
-            self._set(h, role_state=None, roles=[], settings=None, role_status="ok", busy=False,
-                      gone_until=time.monotonic() + self.removal_404_seconds)
+            if stuck:
+                # The service is gone but the host agent never confirms the removal: PCD keeps the
+                # role listed in `deauth-error` and refuses role writes until the host recovers.
+                self._set(h, role_state="deauth-error", role_status="failed", busy=False,
+                          message="pf9-glance-role failed to remove: host agent did not confirm (lab fault)")
+                return
+            self._finish_removal(h)
         except Exception as exc:  # noqa: BLE001 - any failure is the role's failure, shown in status
             self._set(h, role_state="deauth-error", role_status="failed", busy=False,
                       message=f"pf9-glance-role failed to remove: {exc}")
+
+    def _finish_removal(self, h: HostRuntime) -> None:
+        self._set(h, role_state=None, roles=[], settings=None, role_status="ok", busy=False, message="",
+                  gone_until=time.monotonic() + self.removal_404_seconds)
 
     # ---- faults ---------------------------------------------------------------------------------
     def _require_proc(self, h: HostRuntime) -> subprocess.Popen[bytes]:
@@ -313,20 +328,31 @@ class Supervisor:
         self.set_storage(self.storage)
 
     def set_fault(self, key: str, *, conflict_seconds: float = 0, flap_failed_seconds: float = 0,
-                  fail_message: str = "", clear: bool = False) -> None:
+                  fail_message: str = "", deauth_error: bool = False, clear: bool = False) -> None:
+        recovered: HostRuntime | None = None
         with self.lock:
             h = self.find(key)
             if clear:
                 h.conflict_until, h.flap_failed_seconds, h.fail_message = 0.0, 0.0, ""
+                h.deauth_error = False
                 if h.role_state == "auth-error":
                     h.role_status, h.message = "ok", ""
-                return
+                if h.role_state == "deauth-error":
+                    recovered = h  # the host recovers: the removal it was stuck in completes
+            elif deauth_error:
+                h.deauth_error = True
             if conflict_seconds:
                 h.conflict_until = time.monotonic() + conflict_seconds
             if flap_failed_seconds:
                 h.flap_failed_seconds = flap_failed_seconds
             if fail_message:
                 h.fail_message = fail_message
+        if recovered is not None:
+            # A removal that failed part way may have left the endpoint or the service behind.
+            if recovered.endpoint_registered:
+                self._remove_endpoint(recovered)
+            self._stop_glance(recovered)
+            self._finish_removal(recovered)
 
     def revoke_tokens(self) -> None:
         with self.identity_lock:

@@ -218,3 +218,34 @@ def test_fail_fault_fails_for_good_with_its_message(clean_lab: Lab, admin: Resmg
     assert rec["role_status"] == "failed" and rec["roles_status_details"]["pf9-glance-role"] == "auth-error"
     assert rec["message"] == "disk quota exceeded on the store", seen
     assert not host(clean_lab.status(), "lab-host-3")["running"]
+
+
+def test_deauth_error_fault_answers_409_to_role_writes_until_cleared(clean_lab: Lab, admin: Resmgr) -> None:
+    clean_lab.set_resmgr_options(converge_seconds=1, removal_404_seconds=0)
+    clean_lab.grant_role("lab-host-2")
+    h = host(clean_lab.status(), "lab-host-2")
+    v2_path = f"/v2/hosts/{h['id']}/roles/image-library"
+    v1_path = f"/v1/hosts/{h['id']}/roles/pf9-glance-role"
+    clean_lab.set_fault("lab-host-2", deauth_error=True)
+    assert admin.call("DELETE", v2_path).status_code == 200
+    seen = watch_states(admin, h["id"], until="deauth-error")
+    assert seen[0] == ("converging", "start-deauth") and seen[-1] == ("failed", "deauth-error"), seen
+    time.sleep(1.5)  # it sits there: no convergence time ends it
+    rec = admin.call("GET", f"/v1/hosts/{h['id']}").json()
+    assert rec["roles"] == ["pf9-glance-role"] and rec["role_status"] == "failed", rec
+    assert rec["roles_status_details"]["pf9-glance-role"] == "deauth-error" and rec["message"], rec
+    for method, path in (("PUT", v2_path), ("DELETE", v2_path), ("PUT", v1_path), ("DELETE", v1_path)):
+        r = admin.call(method, path, {} if method == "PUT" else None)
+        assert r.status_code == 409, (method, path, r.status_code, r.text)
+        assert "RoleUpdateConflict" in r.text and "deauth-error" in r.text, r.text
+    assert not host(clean_lab.status(), "lab-host-2")["running"]
+
+    clean_lab.clear_fault("lab-host-2")
+    rec = admin.call("GET", f"/v1/hosts/{h['id']}").json()
+    assert rec["roles"] == [] and rec["role_status"] == "ok", rec
+    # Writable again: the role applies, and a removal now completes (the fault is gone).
+    assert admin.call("PUT", v2_path, {}).status_code == 200
+    watch_states(admin, h["id"], until="applied")
+    assert admin.call("DELETE", v2_path).status_code == 200
+    seen = watch_states(admin, h["id"], until="gone")
+    assert ("failed", "deauth-error") not in seen, seen
