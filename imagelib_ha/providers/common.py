@@ -1,5 +1,6 @@
 """Shared pieces of the dynamic providers: inputs with defaults, diffing that ignores ``__provider``,
-preview unknowns, and the resource base class that seeds output-only keys.
+preview unknowns, Keystone's 401 as a clear error, and the resource base class that seeds output-only
+keys.
 
 Kept free of import-time side effects: the provider process imports this module by name.
 """
@@ -7,12 +8,16 @@ Kept free of import-time side effects: the provider process imports this module 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
+from keystoneauth1 import exceptions as ks_exc
 from pulumi import Input, ResourceOptions
 from pulumi.dynamic import DiffResult, Resource, ResourceProvider
 from pulumi.output import Unknown
+
+from imagelib_ha.client.errors import PcdError
 
 # Bump whenever provider code changes behaviour. Every dynamic resource takes it as the
 # ``provider_version`` input; a change shows as an in-place update, which makes the engine store the
@@ -126,3 +131,25 @@ class SeededResource(Resource):
         opts: ResourceOptions | None = None,
     ) -> None:
         super().__init__(self.provider_class(), resource_name, seed_props(props, self.output_keys), opts)
+
+
+def credentials_rejected(cloud: Mapping[str, Any]) -> PcdError:
+    """The error for a 401 from Keystone: names the auth URL and config keys, never the secret."""
+    return PcdError(
+        f"Keystone at {cloud.get('auth_url')} rejected the credentials in pcd-imagelib-ha:cloud "
+        "(user, project or application credential): check them, and that the user has the 'admin' "
+        "role in the project."
+    )
+
+
+@contextmanager
+def rejected_credentials_explained(cloud: Mapping[str, Any]) -> Iterator[None]:
+    """Inside the block, Keystone's 401 becomes :func:`credentials_rejected`'s error.
+
+    The 401 itself is not chained (``from None``): the operator needs the config keys to fix, not
+    keystoneauth's traceback.
+    """
+    try:
+        yield
+    except ks_exc.Unauthorized:
+        raise credentials_rejected(cloud) from None

@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from pulumi import Output
 from pulumi.dynamic import (
@@ -49,9 +48,10 @@ from imagelib_ha.providers.common import (
     fill_defaults,
     inputs_with_defaults,
     is_unknown,
+    rejected_credentials_explained,
 )
 from imagelib_ha.providers.prereqs import ha_prerequisite_failures
-from imagelib_ha.providers.role import cloud_failures, credentials_rejected
+from imagelib_ha.providers.role import cloud_failures
 
 # Inputs with their defaults (None: optional). ``cloud``, ``region`` and ``expected_store`` are required.
 INPUT_DEFAULTS: dict[str, Any] = {
@@ -202,10 +202,8 @@ class ImageLibraryHealthProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         checker, hosts = self._checker(inputs)
-        try:
+        with rejected_credentials_explained(inputs["cloud"]):
             report = checker.probe(hosts, min_healthy=inputs["min_healthy"])
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(inputs["cloud"]) from None
         _print(report.table())
         self._remember(report)
         outs = dict(props)
@@ -223,13 +221,13 @@ class ImageLibraryHealthProvider(ResourceProvider):
         started = datetime.now(UTC)
         session = make_session(CloudAccess.from_dict(inputs["cloud"]))
         store = inputs["expected_store"]
-        try:
-            ids = list(inputs["role_host_ids"] or [])
-            hosts = role_hosts_from_resmgr(session, str(inputs["region"]), ids)
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(inputs["cloud"]) from None
-        except PcdError as exc:
-            raise PcdError(f"cannot read the image-library role hosts from resmgr: {exc}") from None
+        # The rejection is itself a PcdError: it must not be re-worded as a resmgr read failure.
+        with rejected_credentials_explained(inputs["cloud"]):
+            try:
+                ids = list(inputs["role_host_ids"] or [])
+                hosts = role_hosts_from_resmgr(session, str(inputs["region"]), ids)
+            except PcdError as exc:
+                raise PcdError(f"cannot read the image-library role hosts from resmgr: {exc}") from None
         checker = HealthChecker(
             session,
             region=str(inputs["region"]),
@@ -242,7 +240,7 @@ class ImageLibraryHealthProvider(ResourceProvider):
 
     def _validate(self, inputs: Mapping[str, Any]) -> HealthReport:
         checker, hosts = self._checker(inputs)
-        try:
+        with rejected_credentials_explained(inputs["cloud"]):
             report = checker.validate(
                 hosts,
                 min_healthy=inputs["min_healthy"],
@@ -250,8 +248,6 @@ class ImageLibraryHealthProvider(ResourceProvider):
                 audit_images=bool(inputs["audit_images"]),
                 deadline=float(inputs["deadline"]),
             )
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(inputs["cloud"]) from None
         self._remember(report)
         return report
 

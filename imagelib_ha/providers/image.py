@@ -29,7 +29,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from pulumi import Output
 from pulumi.dynamic import (
@@ -64,8 +63,9 @@ from imagelib_ha.providers.common import (
     fill_defaults,
     inputs_with_defaults,
     is_unknown,
+    rejected_credentials_explained,
 )
-from imagelib_ha.providers.role import cloud_failures, credentials_rejected
+from imagelib_ha.providers.role import cloud_failures
 
 LOG = logging.getLogger(__name__)
 
@@ -222,10 +222,8 @@ def _candidate_endpoints(session: ks_session.Session, inputs: Mapping[str, Any],
     endpoints = [e.rstrip("/") for e in given if isinstance(e, str)] if isinstance(given, list) else []
     if upload and endpoints:
         return endpoints
-    try:
+    with rejected_credentials_explained(inputs["cloud"]):
         catalog = image_cluster_endpoints(session, region=str(inputs["region"]), reauthenticate=True)
-    except ks_exc.Unauthorized:
-        raise credentials_rejected(inputs["cloud"]) from None
     if upload:
         timeouts = _timeouts(inputs)
         return [e for e in catalog
@@ -355,10 +353,8 @@ class FailoverImageProvider(ResourceProvider):
         timeouts = _timeouts(inputs)
         verify = session.verify if session.verify is not None else True
         source = ImageSource(inputs["source"], verify=verify, timeouts=timeouts)
-        try:
+        with rejected_credentials_explained(inputs["cloud"]):
             result = create_image(session, spec, source, endpoints, timeouts=timeouts, progress=_progress)
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(inputs["cloud"]) from None
         if result.orphans:
             _progress("partial data files dead hosts may have left (remove them on a host that mounts the "
                       "store): "
@@ -371,12 +367,10 @@ class FailoverImageProvider(ResourceProvider):
         inputs = _inputs(props)
         key = props.get("key")
         session = _session(inputs["cloud"])
-        try:
+        with rejected_credentials_explained(inputs["cloud"]):
             endpoints = _candidate_endpoints(session, inputs)
             _, record = find_image(session, str(key or ""), endpoints, image_id=id_ or None,
                                    timeouts=_timeouts(inputs))
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(inputs["cloud"]) from None
         if record is None or (key and record.get(KEY_PROPERTY) not in (None, key)):
             return ReadResult(id_="", outs={})  # deleted out of band
         view = _managed_view(record, inputs)
@@ -405,29 +399,28 @@ class FailoverImageProvider(ResourceProvider):
         endpoints = _candidate_endpoints(session, inputs)
         timeouts = _timeouts(inputs)
         last: GlanceError | None = None
-        for endpoint in HOST_HEALTH.order(endpoints):
-            host = GlanceHost(session, endpoint, timeouts=timeouts)
-            try:
-                record = host.get_image(id_)
-                if record is None:
-                    raise GlanceError(
-                        f"image {id_} ({inputs['name']!r}) no longer exists: it was deleted outside this "
-                        "stack. Run a refresh, then up again, to create it anew."
-                    )
-                ops = _patch_operations(record, olds, inputs)
-                if ops:
-                    record = host.update_image(id_, ops)
-                    changed = ", ".join(f"{o['op']} {o['path']}" for o in ops)
-                    _progress(f"{endpoint}: updated {id_}: {changed}")
-                HOST_HEALTH.mark_good(endpoint)
-                outs = _outputs(inputs, record, host=olds.get("host"), attempts=olds.get("attempts"),
-                                orphans=olds.get("orphans"))
-                return UpdateResult(outs=outs)
-            except HostUnavailable as exc:
-                HOST_HEALTH.mark_bad(endpoint, exc.reason)
-                last = exc
-            except ks_exc.Unauthorized:
-                raise credentials_rejected(inputs["cloud"]) from None
+        with rejected_credentials_explained(inputs["cloud"]):
+            for endpoint in HOST_HEALTH.order(endpoints):
+                host = GlanceHost(session, endpoint, timeouts=timeouts)
+                try:
+                    record = host.get_image(id_)
+                    if record is None:
+                        raise GlanceError(
+                            f"image {id_} ({inputs['name']!r}) no longer exists: it was deleted outside this "
+                            "stack. Run a refresh, then up again, to create it anew."
+                        )
+                    ops = _patch_operations(record, olds, inputs)
+                    if ops:
+                        record = host.update_image(id_, ops)
+                        changed = ", ".join(f"{o['op']} {o['path']}" for o in ops)
+                        _progress(f"{endpoint}: updated {id_}: {changed}")
+                    HOST_HEALTH.mark_good(endpoint)
+                    outs = _outputs(inputs, record, host=olds.get("host"), attempts=olds.get("attempts"),
+                                    orphans=olds.get("orphans"))
+                    return UpdateResult(outs=outs)
+                except HostUnavailable as exc:
+                    HOST_HEALTH.mark_bad(endpoint, exc.reason)
+                    last = exc
         raise GlanceError(f"no image-library host could update image {id_}: {last}")
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -436,22 +429,21 @@ class FailoverImageProvider(ResourceProvider):
         session = _session(inputs["cloud"])
         endpoints = _candidate_endpoints(session, inputs)
         failures: list[str] = []
-        for endpoint in HOST_HEALTH.order(endpoints):
-            host = GlanceHost(session, endpoint, timeouts=_timeouts(inputs))
-            try:
-                ids = {id_} if id_ else set()
-                if key:
-                    # Every record with this key is this resource's (the key holds its identity).
-                    ids |= {str(r["id"]) for r in host.find_by_property(KEY_PROPERTY, key)}
-                for image_id in sorted(ids):
-                    if host.delete_image(image_id):
-                        _progress(f"{endpoint}: deleted {image_id}")
-                return
-            except HostUnavailable as exc:
-                HOST_HEALTH.mark_bad(endpoint, exc.reason)
-                failures.append(f"{endpoint}: {exc.reason}")
-            except ks_exc.Unauthorized:
-                raise credentials_rejected(inputs["cloud"]) from None
+        with rejected_credentials_explained(inputs["cloud"]):
+            for endpoint in HOST_HEALTH.order(endpoints):
+                host = GlanceHost(session, endpoint, timeouts=_timeouts(inputs))
+                try:
+                    ids = {id_} if id_ else set()
+                    if key:
+                        # Every record with this key is this resource's (the key holds its identity).
+                        ids |= {str(r["id"]) for r in host.find_by_property(KEY_PROPERTY, key)}
+                    for image_id in sorted(ids):
+                        if host.delete_image(image_id):
+                            _progress(f"{endpoint}: deleted {image_id}")
+                    return
+                except HostUnavailable as exc:
+                    HOST_HEALTH.mark_bad(endpoint, exc.reason)
+                    failures.append(f"{endpoint}: {exc.reason}")
         raise GlanceError(f"no image-library host could delete image {id_}: " + "; ".join(failures))
 
 

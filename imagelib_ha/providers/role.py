@@ -46,7 +46,14 @@ from imagelib_ha.client.errors import HostRegionMismatch, MountPathMismatch, Pcd
 from imagelib_ha.client.resmgr import ResmgrClient, ResmgrHost
 from imagelib_ha.client.roles import RoleProgress, RoleWaiter, WaitPolicy
 from imagelib_ha.client.session import CloudAccess, make_session
-from imagelib_ha.providers.common import SeededResource, diff_inputs, inputs_with_defaults, is_unknown
+from imagelib_ha.providers.common import (
+    SeededResource,
+    diff_inputs,
+    inputs_with_defaults,
+    is_unknown,
+    rejected_credentials_explained,
+)
+from imagelib_ha.providers.common import credentials_rejected as credentials_rejected  # public here before
 
 LOG = logging.getLogger(__name__)
 
@@ -102,15 +109,6 @@ def open_resmgr(cloud: Mapping[str, Any]) -> ResmgrClient:
     """A resmgr client of the cloud's region on a fresh session (nothing shared between calls)."""
     access = CloudAccess.from_dict(cloud)
     return ResmgrClient(make_session(access), region=access.region)
-
-
-def credentials_rejected(cloud: Mapping[str, Any]) -> PcdError:
-    """The error for a 401 from Keystone: names the auth URL and config keys, never the secret."""
-    return PcdError(
-        f"Keystone at {cloud.get('auth_url')} rejected the credentials in pcd-imagelib-ha:cloud "
-        "(user, project or application credential): check them, and that the user has the 'admin' "
-        "role in the project."
-    )
 
 
 def _number_failures(
@@ -216,16 +214,13 @@ class ImageLibraryRoleProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
-        cloud = inputs["cloud"]
-        client = open_resmgr(cloud)
-        try:
+        client = open_resmgr(inputs["cloud"])
+        with rejected_credentials_explained(inputs["cloud"]):
             host = client.get_host(id_)
             if host is None or not host.has_image_library:
                 # Removed out of band (or the host is gone): an empty id tells the engine so.
                 return ReadResult(id_="", outs={})
             endpoint = self._endpoint(client, host, self._region_of(host, client))
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(cloud) from None
         outs = self._outputs(inputs, host, client, adopted=bool(props.get("adopted")), endpoint=endpoint)
         return ReadResult(id_=id_, outs=outs)
 
@@ -235,15 +230,12 @@ class ImageLibraryRoleProvider(ResourceProvider):
         if props.get("adopted"):
             LOG.info("image-library role on %s was adopted, not assigned by this stack: left in place", label)
             return
-        cloud = inputs["cloud"]
-        client = open_resmgr(cloud)
-        try:
+        client = open_resmgr(inputs["cloud"])
+        with rejected_credentials_explained(inputs["cloud"]):
             host = client.get_host(id_)
             if host is None or not host.has_image_library:
                 return
             RoleWaiter(client, _policy(inputs), progress=_log_progress).remove_and_wait(id_, host.hostname)
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(cloud) from None
 
     # --- steps -----------------------------------------------------------------------------------
     @staticmethod
@@ -254,12 +246,9 @@ class ImageLibraryRoleProvider(ResourceProvider):
     def _converge(
         self, inputs: dict[str, Any], *, adopted_before: bool | None, expected_id: str | None
     ) -> dict[str, Any]:
-        cloud = inputs["cloud"]
-        client = open_resmgr(cloud)
-        try:
+        client = open_resmgr(inputs["cloud"])
+        with rejected_credentials_explained(inputs["cloud"]):
             return self._converge_with(client, inputs, adopted_before=adopted_before, expected_id=expected_id)
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(cloud) from None
 
     def _converge_with(
         self, client: ResmgrClient, inputs: dict[str, Any], *, adopted_before: bool | None,

@@ -31,7 +31,6 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from keystoneauth1 import exceptions as ks_exc
 from pulumi import Output
 from pulumi.dynamic import (
     CheckFailure,
@@ -45,9 +44,15 @@ from pulumi.dynamic import (
 
 from imagelib_ha.client.resmgr import BLUEPRINT_SHARED, BLUEPRINT_STORAGE, ResmgrClient
 from imagelib_ha.client.session import CloudAccess, make_session
-from imagelib_ha.providers.common import SeededResource, diff_inputs, inputs_with_defaults, is_unknown
+from imagelib_ha.providers.common import (
+    SeededResource,
+    diff_inputs,
+    inputs_with_defaults,
+    is_unknown,
+    rejected_credentials_explained,
+)
 from imagelib_ha.providers.prereqs import ha_prerequisite_failures
-from imagelib_ha.providers.role import cloud_failures, credentials_rejected
+from imagelib_ha.providers.role import cloud_failures
 
 LOG = logging.getLogger(__name__)
 
@@ -206,10 +211,8 @@ class ImageLibrarySettingsProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         client = self._client(inputs)
-        try:
+        with rejected_credentials_explained(inputs["cloud"]):
             blueprint = client.get_blueprint(inputs["blueprint"])
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(inputs["cloud"]) from None
         if blueprint is None:
             return ReadResult(id_="", outs={})
         live_storage = blueprint.get(BLUEPRINT_STORAGE)
@@ -242,12 +245,10 @@ class ImageLibrarySettingsProvider(ResourceProvider):
         )
         shared = bool(inputs["shared"])
         client = self._client(inputs)
-        try:
+        with rejected_credentials_explained(inputs["cloud"]):
             change = client.set_image_library_storage(
                 inputs["blueprint"], storage=str(storage), shared=shared
             )
-        except ks_exc.Unauthorized:
-            raise credentials_rejected(inputs["cloud"]) from None
         if change.written:
             LOG.info("blueprint %s: image-library storage %s -> %s", change.name, dict(change.before),
                      dict(change.after))
