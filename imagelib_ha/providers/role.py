@@ -53,7 +53,9 @@ from imagelib_ha.providers.common import (
     is_unknown,
     rejected_credentials_explained,
 )
-from imagelib_ha.providers.common import credentials_rejected as credentials_rejected  # public here before
+
+# Re-exported: it was defined here, and callers may import it from this module.
+from imagelib_ha.providers.common import credentials_rejected as credentials_rejected
 
 LOG = logging.getLogger(__name__)
 
