@@ -43,6 +43,7 @@ from imagelib_ha.client.glance import (
     SizedHashingUpload,
     Timeouts,
 )
+from imagelib_ha.client.transport import skip_environment_rescan
 
 KEY_PROPERTY = "pcd_imagelib_ha_key"
 ID_PREFIX = "pcd-imagelib-ha:"
@@ -354,6 +355,8 @@ class _Run:
         self.book = book
         self.chunk_size = chunk_size
         self.progress = progress or (lambda _message: None)
+        # Six or more requests per image: skip requests' per-request environment scan when it is idle.
+        skip_environment_rescan(session)
         self.hosts = [
             GlanceHost(session, ep, timeouts=timeouts, chunk_size=chunk_size) for ep in book.order(endpoints)
         ]

@@ -44,6 +44,7 @@ from imagelib_ha.client.glance import (
     Timeouts,
     is_default_store,
 )
+from imagelib_ha.client.transport import skip_environment_rescan
 
 CANARY_PROPERTY = "pcd_imagelib_ha_canary"
 CANARY_SIZE = 64 * 1024
@@ -263,6 +264,9 @@ class HealthChecker:
         self.sequential = sequential
         self.progress = progress or (lambda _message: None)
         self.timeouts = Timeouts(connect=min(3.0, probe_timeout), read=probe_timeout)
+        # A probe round is a few dozen small requests: requests' per-request environment scan is a
+        # sizeable part of the client's CPU for each of them.
+        skip_environment_rescan(session)
 
     def host(self, endpoint: str) -> GlanceHost:
         return GlanceHost(self.session, endpoint, timeouts=self.timeouts)

@@ -1,0 +1,56 @@
+"""Per-request cost of the HTTP transport under a keystoneauth session.
+
+requests, by default, re-reads the environment on *every* request: it walks all of ``os.environ`` for
+``*_proxy`` variables (twice), looks for ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and stats the
+netrc files. Measured against the lab, that is about a fifth of the client's CPU per health probe.
+When the environment names no proxy and no netrc file exists, the only thing the scan can find is a
+CA bundle, which applies to requests that verify with the default trust store: the session is given
+that bundle once (exactly what requests would pick) and the scan is skipped. With any proxy variable
+or a netrc file, the scan stays, so proxies, ``no_proxy`` and netrc keep working exactly as before.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from keystoneauth1 import session as ks_session
+from requests.utils import NETRC_FILES
+
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def environment_ca_bundle() -> str | None:
+    """The CA bundle requests takes from the environment (first set of ``CA_BUNDLE_VARIABLES``)."""
+    return next((os.environ[name] for name in CA_BUNDLE_VARIABLES if os.environ.get(name)), None)
+
+
+def environment_needs_rescan() -> bool:
+    """Whether the environment names a proxy (or ``no_proxy``), or a netrc file exists.
+
+    Either can depend on the URL of each request, so only the per-request scan handles it.
+    """
+    if any(value and name.lower().endswith("_proxy") for name, value in os.environ.items()):
+        return True
+    netrc = os.environ.get("NETRC")
+    candidates = [netrc] if netrc is not None else [f"~/{name}" for name in NETRC_FILES]
+    return any(Path(os.path.expanduser(c)).exists() for c in candidates)
+
+
+def skip_environment_rescan(session: ks_session.Session) -> bool:
+    """Stop ``session`` re-reading the environment per request when it has nothing to offer.
+
+    Returns True when the scan was turned off. The decision is taken now: a variable set later in
+    this process is not seen by this session (start the process with it instead).
+    """
+    requests_session = session.session
+    if not requests_session.trust_env:
+        return True
+    if environment_needs_rescan():
+        return False
+    bundle = environment_ca_bundle()
+    if bundle is not None and session.verify is True:
+        # What requests does per request when told to verify with the default trust store.
+        session.verify = bundle
+    requests_session.trust_env = False
+    return True
