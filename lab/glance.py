@@ -20,7 +20,6 @@ from lab.paths import lab_venv_bin
 from lab.settings import REGION_ONE, LabConfig
 
 STORE_ID = "file"
-STORE_CHUNK_SIZE = 1024 * 1024
 
 
 def namespaces_supported() -> bool:
@@ -82,11 +81,6 @@ def render_config(cfg: LabConfig, inst: GlanceInstance, *, store_path: Path, log
         f"default_backend = {STORE_ID}\n"
         f"[{STORE_ID}]\n"
         f"filesystem_store_datadir = {store_path}\n"
-        # The store moves image data in pieces of this size, each through several Python layers
-        # (readers, both hashes, the write). At the default 64 KiB an upload cost Glance 8.6 CPU
-        # seconds per GiB, at 1 MiB 5.0 (measured with curl -T, 200 MiB), on a 2-core machine that
-        # runs every host's Glance next to the client. The option is Glance's own and documented.
-        f"filesystem_store_chunk_size = {STORE_CHUNK_SIZE}\n"
         "[os_glance_staging_store]\n"
         f"filesystem_store_datadir = {inst.run_dir / 'staging'}\n"
         "[os_glance_tasks_store]\n"
