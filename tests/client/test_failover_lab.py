@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labkit import granted_region_roles, region_hosts, session_of, wait_serving
 
 from imagelib_ha.client.failover import (
     KEY_PROPERTY,
@@ -27,7 +28,6 @@ from imagelib_ha.client.failover import (
     make_key,
 )
 from imagelib_ha.client.glance import GlanceHost, Timeouts
-from imagelib_ha.client.session import CloudAccess, make_session
 from lab.api import Lab
 
 pytestmark = pytest.mark.lab
@@ -36,39 +36,9 @@ READ_TIMEOUT = 5.0
 IMAGE_MB = 200
 
 
-def session_of(status: dict[str, Any]) -> Any:
-    admin = status["admin"]
-    return make_session(CloudAccess(
-        auth_url=status["auth_url"], region=status["region"], username=admin["username"],
-        password=admin["password"], project_name=admin["project_name"],
-        user_domain_name=admin["user_domain_name"], project_domain_name=admin["project_domain_name"]))
-
-
-def region_hosts(status: dict[str, Any]) -> list[dict[str, Any]]:
-    return [h for h in status["hosts"] if h["region"] == status["region"]]
-
-
-def wait_serving(status: dict[str, Any], timeout: float = 60.0) -> None:
-    session = session_of(status)
-    deadline = time.monotonic() + timeout
-    for h in region_hosts(status):
-        while GlanceHost(session, h["endpoint"]).probe(timeout=3).status != "serving":
-            assert time.monotonic() < deadline, f"{h['name']} did not come back"
-            time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def roles(lab: Lab) -> Iterator[dict[str, Any]]:
-    granted = []
-    for h in region_hosts(lab.status()):
-        if not h["roles"]:
-            lab.grant_role(h["name"])
-            granted.append(h["name"])
-    status = lab.status()
-    wait_serving(status)
-    yield status
-    for name in granted:
-        lab.revoke_role(name)
+    yield from granted_region_roles(lab)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from grpc_harness import UNKNOWN, ProviderCallError, dynamic_urn, serve
+from labkit import cloud_of, granted_region_roles, region_hosts
 
 from imagelib_ha.client.failover import KEY_PROPERTY
 from imagelib_ha.client.glance import GlanceHost
@@ -23,24 +24,9 @@ IMAGE_URN = dynamic_urn("pulumi-python:dynamic/imagelib:FailoverImage", "cirros"
 HEALTH_URN = dynamic_urn("pulumi-python:dynamic/imagelib:ImageLibraryHealth", "health")
 
 
-def cloud_of(status: dict[str, Any]) -> dict[str, Any]:
-    return {"auth_url": status["auth_url"], "region": status["region"], **status["admin"]}
-
-
-def region_hosts(status: dict[str, Any]) -> list[dict[str, Any]]:
-    return [h for h in status["hosts"] if h["region"] == status["region"]]
-
-
 @pytest.fixture(scope="module")
 def roles(lab: Lab) -> Iterator[dict[str, Any]]:
-    granted = []
-    for h in region_hosts(lab.status()):
-        if not h["roles"]:
-            lab.grant_role(h["name"])
-            granted.append(h["name"])
-    yield lab.status()
-    for name in granted:
-        lab.revoke_role(name)
+    yield from granted_region_roles(lab, wait=False)
 
 
 def test_image_check_over_grpc_lets_preview_unknowns_through(tmp_path: Path) -> None:

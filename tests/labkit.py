@@ -1,0 +1,53 @@
+"""Helpers the lab-backed client and provider tests share: sessions from the lab's status, the
+RegionOne hosts, and a module fixture body that grants the role to those hosts and takes back only
+what it granted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from keystoneauth1 import session as ks_session
+
+from imagelib_ha.client.glance import GlanceHost
+from imagelib_ha.client.session import CloudAccess, make_session
+from lab.api import Lab
+
+
+def cloud_of(status: dict[str, Any]) -> dict[str, Any]:
+    """The lab admin's credentials as a dynamic resource's ``cloud`` input."""
+    return {"auth_url": status["auth_url"], "region": status["region"], **status["admin"]}
+
+
+def session_of(status: dict[str, Any]) -> ks_session.Session:
+    return make_session(CloudAccess.from_dict(cloud_of(status)))
+
+
+def region_hosts(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [h for h in status["hosts"] if h["region"] == status["region"]]
+
+
+def wait_serving(status: dict[str, Any], timeout: float = 60.0) -> None:
+    """Until every RegionOne host answers its probe (after a grant, a restart or a storage switch)."""
+    session = session_of(status)
+    deadline = time.monotonic() + timeout
+    for h in region_hosts(status):
+        while GlanceHost(session, h["endpoint"]).probe(timeout=3).status != "serving":
+            assert time.monotonic() < deadline, f"{h['name']} did not come back"
+            time.sleep(0.5)
+
+
+def granted_region_roles(lab: Lab, *, wait: bool = True) -> Iterator[dict[str, Any]]:
+    """Grant the role to every RegionOne host lacking it, yield the lab status, revoke those grants."""
+    granted = []
+    for h in region_hosts(lab.status()):
+        if not h["roles"]:
+            lab.grant_role(h["name"])
+            granted.append(h["name"])
+    status = lab.status()
+    if wait:
+        wait_serving(status)
+    yield status
+    for name in granted:
+        lab.revoke_role(name)
