@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests_mock
+from keystone_fake import token_body
 
 from imagelib_ha.client.catalog import CatalogError, image_cluster_endpoints, require_image_cluster_endpoints
 from imagelib_ha.client.session import CloudAccess, make_session
@@ -17,16 +18,6 @@ AUTH_URL = "http://keystone.test/v3"
 
 def endpoint(url: str, region: str, interface: str = "public") -> dict[str, Any]:
     return {"id": url + interface, "interface": interface, "region_id": region, "region": region, "url": url}
-
-
-def token(catalog: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"token": {
-        "methods": ["password"],
-        "expires_at": "2999-01-01T00:00:00.000000Z",
-        "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "catalog": catalog,
-    }}
 
 
 CATALOG = [
@@ -53,7 +44,7 @@ def session() -> Any:
 
 
 def test_only_the_regions_image_cluster_endpoints(mock: requests_mock.Mocker) -> None:
-    mock.post(f"{AUTH_URL}/auth/tokens", json=token(CATALOG), headers={"X-Subject-Token": "t"},
+    mock.post(f"{AUTH_URL}/auth/tokens", json=token_body(CATALOG), headers={"X-Subject-Token": "t"},
               status_code=201)
     assert image_cluster_endpoints(session(), region="RegionOne") == [
         "https://10.0.0.1:9494", "https://10.0.0.2:9494"]
@@ -63,7 +54,7 @@ def test_only_the_regions_image_cluster_endpoints(mock: requests_mock.Mocker) ->
 def test_falls_back_to_another_interface(mock: requests_mock.Mocker) -> None:
     internal_only = copy.deepcopy(CATALOG)
     internal_only[1]["endpoints"] = [endpoint("http://h1:9494", "RegionOne", "internal")]
-    mock.post(f"{AUTH_URL}/auth/tokens", json=token(internal_only), headers={"X-Subject-Token": "t"},
+    mock.post(f"{AUTH_URL}/auth/tokens", json=token_body(internal_only), headers={"X-Subject-Token": "t"},
               status_code=201)
     assert image_cluster_endpoints(session(), region="RegionOne") == ["http://h1:9494"]
 
@@ -72,8 +63,8 @@ def test_reauthenticate_sees_endpoints_added_since_the_token(mock: requests_mock
     before = copy.deepcopy(CATALOG)
     before[1]["endpoints"] = before[1]["endpoints"][:1]
     mock.post(f"{AUTH_URL}/auth/tokens", [
-        {"json": token(before), "headers": {"X-Subject-Token": "t1"}, "status_code": 201},
-        {"json": token(CATALOG), "headers": {"X-Subject-Token": "t2"}, "status_code": 201},
+        {"json": token_body(before), "headers": {"X-Subject-Token": "t1"}, "status_code": 201},
+        {"json": token_body(CATALOG), "headers": {"X-Subject-Token": "t2"}, "status_code": 201},
     ])
     sess = session()
     assert image_cluster_endpoints(sess, region="RegionOne") == ["https://10.0.0.1:9494"]
@@ -87,7 +78,7 @@ def test_reauthenticate_sees_endpoints_added_since_the_token(mock: requests_mock
 def test_a_region_without_image_cluster_never_falls_back_to_the_public_image_endpoint(
     mock: requests_mock.Mocker,
 ) -> None:
-    mock.post(f"{AUTH_URL}/auth/tokens", json=token(CATALOG[:1]), headers={"X-Subject-Token": "t"},
+    mock.post(f"{AUTH_URL}/auth/tokens", json=token_body(CATALOG[:1]), headers={"X-Subject-Token": "t"},
               status_code=201)
     assert image_cluster_endpoints(session(), region="RegionOne") == []
     with pytest.raises(CatalogError) as err:

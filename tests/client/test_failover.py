@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 import requests_mock
+from keystone_fake import token_body
 
 from imagelib_ha.client.failover import (
     KEY_PROPERTY,
@@ -39,15 +40,7 @@ DATA_DIR = "/var/opt/imagelibrary/data/glance"
 PASSWORD = "s3cret-Pa55"
 REFUSED = requests.exceptions.ConnectionError("[Errno 111] Connection refused")
 
-TOKEN = {
-    "token": {
-        "methods": ["password"],
-        "expires_at": "2999-01-01T00:00:00.000000Z",
-        "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "catalog": [],
-    }
-}
+TOKEN = token_body()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 import requests_mock
+from keystone_fake import token_body
 
 from imagelib_ha.client.glance import (
     CHUNK_SIZE,
@@ -28,15 +29,7 @@ HOST = "http://host-a.test:9494"
 IMAGE_ID = "3f0c2a4e-0000-4000-8000-000000000001"
 PASSWORD = "s3cret-Pa55"
 
-TOKEN = {
-    "token": {
-        "methods": ["password"],
-        "expires_at": "2999-01-01T00:00:00.000000Z",
-        "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "catalog": [],
-    }
-}
+TOKEN = token_body()
 
 
 @pytest.fixture

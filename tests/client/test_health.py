@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 import requests_mock
+from keystone_fake import token_body
 
 from imagelib_ha.client.health import (
     CANARY_PROPERTY,
@@ -33,20 +34,14 @@ def url(i: int) -> str:
 
 
 def token(endpoints: list[str]) -> dict[str, Any]:
-    return {"token": {
-        "methods": ["password"],
-        "expires_at": "2999-01-01T00:00:00.000000Z",
-        "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "catalog": [
-            {"type": "image", "name": "glance", "id": "s1", "endpoints": [
-                {"id": "pub", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
-                 "url": "https://pcd.test/glance"}]},
-            {"type": "image-cluster", "name": "glance-cluster", "id": "s2", "endpoints": [
-                {"id": f"e{n}", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
-                 "url": ep} for n, ep in enumerate(endpoints)]},
-        ],
-    }}
+    return token_body([
+        {"type": "image", "name": "glance", "id": "s1", "endpoints": [
+            {"id": "pub", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
+             "url": "https://pcd.test/glance"}]},
+        {"type": "image-cluster", "name": "glance-cluster", "id": "s2", "endpoints": [
+            {"id": f"e{n}", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
+             "url": ep} for n, ep in enumerate(endpoints)]},
+    ])
 
 
 class FakeRegion:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests_mock
+from keystone_fake import token_body as keystone_token
 
 from imagelib_ha.client.errors import (
     BlueprintNotFound,
@@ -38,24 +39,14 @@ def token_body() -> dict[str, Any]:
             for i in ("public", "internal", "admin")
         ]
 
-    return {
-        "token": {
-            "methods": ["password"],
-            "expires_at": "2999-01-01T00:00:00.000000Z",
-            "issued_at": "2020-01-01T00:00:00.000000Z",
-            "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-            "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-            "roles": [{"id": "r1", "name": "admin"}],
-            "catalog": [
-                {
-                    "type": "resmgr",
-                    "name": "resmgr",
-                    "id": "svc-resmgr",
-                    "endpoints": endpoints(RESMGR, "RegionOne") + endpoints(RESMGR_R2, "RegionTwo"),
-                }
-            ],
+    return keystone_token([
+        {
+            "type": "resmgr",
+            "name": "resmgr",
+            "id": "svc-resmgr",
+            "endpoints": endpoints(RESMGR, "RegionOne") + endpoints(RESMGR_R2, "RegionTwo"),
         }
-    }
+    ], issued_at="2020-01-01T00:00:00.000000Z", roles=[{"id": "r1", "name": "admin"}])
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests_mock
+from keystone_fake import token_body
 
 from imagelib_ha.client.errors import RoleConflictTimeout, RoleConvergeTimeout, RoleFailed
 from imagelib_ha.client.resmgr import ResmgrClient
@@ -23,22 +24,14 @@ ROLE = f"{RESMGR}/v2/hosts/h1/roles/image-library"
 HOST = f"{RESMGR}/v1/hosts/h1"
 PASSWORD = "s3cret-Pa55"  # asserted never to leak into a message
 
-TOKEN = {
-    "token": {
-        "methods": ["password"],
-        "expires_at": "2999-01-01T00:00:00.000000Z",
-        "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "catalog": [
-            {
-                "type": "resmgr",
-                "id": "svc",
-                "endpoints": [{"id": "e", "interface": "public", "region_id": "RegionOne",
-                               "region": "RegionOne", "url": RESMGR}],
-            }
-        ],
+TOKEN = token_body([
+    {
+        "type": "resmgr",
+        "id": "svc",
+        "endpoints": [{"id": "e", "interface": "public", "region_id": "RegionOne",
+                       "region": "RegionOne", "url": RESMGR}],
     }
-}
+])
 
 
 class FakeClock:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 import requests_mock
+from keystone_fake import token_body
 from pulumi.output import Unknown
 
 from imagelib_ha.providers.common import PROVIDER_VERSION
@@ -85,19 +86,14 @@ def test_diff_never_replaces_and_revalidate_forces_an_update() -> None:
     assert (more_hosts.changes, more_hosts.replaces) == (True, [])
 
 
-TOKEN = {"token": {
-    "methods": ["password"], "expires_at": "2999-01-01T00:00:00.000000Z",
-    "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-    "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-    "catalog": [
-        {"type": "resmgr", "id": "r", "endpoints": [
-            {"id": "r1", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
-             "url": RESMGR}]},
-        {"type": "image-cluster", "id": "s", "endpoints": [
-            {"id": f"e{i}", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
-             "url": f"http://h{i}.test:9494"} for i in (1, 2)]},
-    ],
-}}
+TOKEN = token_body([
+    {"type": "resmgr", "id": "r", "endpoints": [
+        {"id": "r1", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
+         "url": RESMGR}]},
+    {"type": "image-cluster", "id": "s", "endpoints": [
+        {"id": f"e{i}", "interface": "public", "region_id": "RegionOne", "region": "RegionOne",
+         "url": f"http://h{i}.test:9494"} for i in (1, 2)]},
+])
 
 
 @pytest.fixture

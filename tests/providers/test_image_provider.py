@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 import requests_mock
+from keystone_fake import token_body
 from pulumi.output import Unknown
 
 from imagelib_ha.client.failover import KEY_PROPERTY, attempt_image_id
@@ -128,13 +129,8 @@ def test_patch_operations_replace_add_remove() -> None:
     assert _patch_operations(record, {"properties": {"os_distro": "cirros"}}, same) == []
 
 
-TOKEN = {"token": {
-    "methods": ["password"], "expires_at": "2999-01-01T00:00:00.000000Z",
-    "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-    "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-    "catalog": [{"type": "image-cluster", "id": "s", "endpoints": [
-        {"id": "e", "interface": "public", "region_id": "RegionOne", "region": "RegionOne", "url": HOST}]}],
-}}
+TOKEN = token_body([{"type": "image-cluster", "id": "s", "endpoints": [
+        {"id": "e", "interface": "public", "region_id": "RegionOne", "region": "RegionOne", "url": HOST}]}])
 
 
 @pytest.fixture

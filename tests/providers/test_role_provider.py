@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests_mock
+from keystone_fake import token_body
 from pulumi.output import Unknown
 
 from imagelib_ha.client.errors import HostNotFound, HostRegionMismatch, MountPathMismatch, RoleFailed
@@ -30,18 +31,10 @@ def endpoint(url: str, region: str = "RegionOne") -> dict[str, Any]:
     return {"id": url, "interface": "public", "region_id": region, "region": region, "url": url}
 
 
-TOKEN = {
-    "token": {
-        "methods": ["password"],
-        "expires_at": "2999-01-01T00:00:00.000000Z",
-        "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "catalog": [
-            {"type": "resmgr", "id": "s1", "endpoints": [endpoint(RESMGR)]},
-            {"type": "image-cluster", "id": "s2", "endpoints": [endpoint(EP1), endpoint(EP2)]},
-        ],
-    }
-}
+TOKEN = token_body([
+    {"type": "resmgr", "id": "s1", "endpoints": [endpoint(RESMGR)]},
+    {"type": "image-cluster", "id": "s2", "endpoints": [endpoint(EP1), endpoint(EP2)]},
+])
 
 
 def record(host_id: str, hostname: str, *, roles: tuple[str, ...] = (), status: str | None = None,

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests_mock
+from keystone_fake import token_body
 from pulumi.output import Unknown
 
 from imagelib_ha.client.errors import BlueprintNotFound
@@ -24,18 +25,10 @@ PASSWORD = "s3cret-Pa55"
 MOUNT = "/var/opt/imagelibrary/data"
 CLOUD = {"auth_url": AUTH_URL, "region": "RegionOne", "username": "admin", "password": PASSWORD,
          "project_name": "admin"}
-TOKEN = {
-    "token": {
-        "methods": ["password"],
-        "expires_at": "2999-01-01T00:00:00.000000Z",
-        "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-        "catalog": [{"type": "resmgr", "id": "s1", "endpoints": [
-            {"id": "e1", "interface": "public", "region_id": "RegionOne", "url": RESMGR},
-            {"id": "e2", "interface": "public", "region_id": "RegionTwo", "url": RESMGR_R2},
-        ]}],
-    }
-}
+TOKEN = token_body([{"type": "resmgr", "id": "s1", "endpoints": [
+    {"id": "e1", "interface": "public", "region_id": "RegionOne", "url": RESMGR},
+    {"id": "e2", "interface": "public", "region_id": "RegionTwo", "url": RESMGR_R2},
+]}])
 BLUEPRINT = {
     "name": "RegionOne",
     "networkingType": "ovn",
