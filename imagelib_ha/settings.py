@@ -300,25 +300,30 @@ class StackSettings(_Model):
         return image.protect if image.protect is not None else not self.lab
 
     def cloud_access(self) -> dict[str, Any]:
-        """The ``cloud`` input of every dynamic resource (keys of ``client.session.CloudAccess``).
+        """The cloud access (keys of ``client.session.CloudAccess``), secrets in plain text.
 
-        Holds the password in plain text: the program wraps it with ``pulumi.Output.secret``.
+        Only the explicit pulumi-openstack provider takes it from the program (wrapped as secrets); the
+        dynamic providers read the same config themselves in ``configure()``
+        (:func:`cloud_access_from_config`).
         """
-        c = self.cloud
-        secret = c.application_credential_secret
-        return {
-            "auth_url": self._auth_url,
-            "region": c.region,
-            "username": c.username,
-            "password": self._password.get_secret_value() if self._password else None,
-            "project_name": c.project_name,
-            "project_domain_name": c.project_domain_name,
-            "user_domain_name": c.user_domain_name,
-            "application_credential_id": c.application_credential_id,
-            "application_credential_secret": secret.get_secret_value() if secret else None,
-            "ca_bundle": c.ca_bundle,
-            "insecure": c.insecure,
-        }
+        return _access_dict(self.cloud, self._auth_url, self._password)
+
+
+def _access_dict(cloud: CloudSettings, auth_url: str, password: SecretStr | None) -> dict[str, Any]:
+    secret = cloud.application_credential_secret
+    return {
+        "auth_url": auth_url,
+        "region": cloud.region,
+        "username": cloud.username,
+        "password": password.get_secret_value() if password else None,
+        "project_name": cloud.project_name,
+        "project_domain_name": cloud.project_domain_name,
+        "user_domain_name": cloud.user_domain_name,
+        "application_credential_id": cloud.application_credential_id,
+        "application_credential_secret": secret.get_secret_value() if secret else None,
+        "ca_bundle": cloud.ca_bundle,
+        "insecure": cloud.insecure,
+    }
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -583,6 +588,36 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None)
     resolved._password = password
     resolved._auth_url = auth_url
     return resolved
+
+
+def cloud_access_from_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``pcd-imagelib-ha:cloud`` section of stack config, resolved to cloud access.
+
+    What the dynamic providers call in ``configure()``: ``raw`` is the config the engine sends (keys
+    with their namespace, values as strings, secrets decrypted); ``*Env`` keys resolve in ``env`` (the
+    provider process inherits the CLI's environment). Only the cloud section is judged here, so a
+    provider never fails on a key that only the program reads. Raises ``SettingsError``.
+    """
+    environ = os.environ if env is None else env
+    key = config_key("cloud")
+    if raw.get(key) is None:
+        raise SettingsError([Issue(
+            "cloud", "is not in the stack config the engine sent to the provider",
+            "set pcd-imagelib-ha:cloud in the stack (the providers read their credentials from it)",
+        )])
+    data, issues = _decode_raw({key: raw[key]})
+    if issues:
+        raise SettingsError(issues)
+    try:
+        cloud = CloudSettings.model_validate(data["cloud"])
+    except ValidationError as exc:
+        raise SettingsError(
+            [_issue_from_error({**e, "loc": ("cloud", *e["loc"])}) for e in exc.errors()]
+        ) from None
+    auth_url, password, issues = _resolve_secret_sources(cloud, environ)
+    if issues:
+        raise SettingsError(issues)
+    return _access_dict(cloud, auth_url, password)
 
 
 def _resolve_mount_path_env(

@@ -1,6 +1,6 @@
 """Shared pieces of the dynamic providers: inputs with defaults, diffing that ignores ``__provider``,
-preview unknowns, Keystone's 401 as a clear error, and the resource base class that seeds output-only
-keys.
+preview unknowns, numbers as the engine delivers them, and the resource base class that seeds
+output-only keys.
 
 Kept free of import-time side effects: the provider process imports this module by name.
 """
@@ -8,21 +8,18 @@ Kept free of import-time side effects: the provider process imports this module 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from keystoneauth1 import exceptions as ks_exc
 from pulumi import Input, ResourceOptions
 from pulumi.dynamic import DiffResult, Resource, ResourceProvider
 from pulumi.output import Unknown
 
-from imagelib_ha.client.errors import PcdError
+from imagelib_ha.providers.access import LEGACY_KEYS
 
-# Bump whenever provider code changes behaviour. Every dynamic resource takes it as the
-# ``provider_version`` input; a change shows as an in-place update, which makes the engine store the
-# new pickled provider in state (otherwise delete and refresh keep running the old, pickled code).
-PROVIDER_VERSION = "1"
+# No provider version input: provider classes live in importable modules, so dill pickles them by
+# reference and refresh and delete always run the checked-out code. What must not change is where the
+# classes live (tests/providers/test_provider_blobs.py guards it).
 
 # Inputs that never count as a change: the pickled provider itself (pulumi/pulumi#12401).
 IGNORED_INPUTS = frozenset({"__provider"})
@@ -50,19 +47,26 @@ def changed_keys(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in keys if contains_unknown(news.get(k)) or olds.get(k) != news.get(k))
 
 
+def legacy_keys_in(stored: Mapping[str, Any]) -> list[str]:
+    """Keys of an earlier release found in stored state (credentials among them): each is a change."""
+    return [k for k in LEGACY_KEYS if k in stored]
+
+
 def diff_inputs(
     olds: Mapping[str, Any],
     news: Mapping[str, Any],
     *,
     replace_on: Iterable[str] = (),
     delete_before_replace: bool = False,
+    stored: Mapping[str, Any] | None = None,
 ) -> DiffResult:
     """A precise diff: which inputs changed, and which of those force a replacement.
 
     ``olds`` are the stored outputs (which carry every input, since each provider returns its inputs in
-    its outputs), ``news`` the checked new inputs.
+    its outputs), ``news`` the checked new inputs. ``stored`` is the whole stored state: keys an
+    earlier release kept there (``cloud``) make an in-place update that drops them, never a replacement.
     """
-    changes = changed_keys(olds, news)
+    changes = changed_keys(olds, news) + legacy_keys_in(stored or {})
     replace_set = set(replace_on)
     replaces = [k for k in changes if k in replace_set]
     all_keys = (set(olds) | set(news)) - IGNORED_INPUTS
@@ -91,23 +95,34 @@ def inputs_with_defaults(
 ) -> dict[str, Any]:
     """The input ``keys`` of ``props`` (inputs or stored outputs) with ``defaults`` filled in.
 
-    ``provider_version`` defaults to this code's :data:`PROVIDER_VERSION`; every key of ``defaults``
-    must be among ``keys``.
+    Every key of ``defaults`` must be among ``keys``; other keys of ``props`` (an earlier release's
+    ``cloud``) are left out.
     """
-    inputs = fill_defaults({key: props.get(key) for key in keys}, defaults)
-    if inputs.get("provider_version") is None:
-        inputs["provider_version"] = PROVIDER_VERSION
-    return inputs
+    return fill_defaults({key: props.get(key) for key in keys}, defaults)
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number, else None.
+
+    Numbers cross the provider boundary as protobuf doubles: a configured ``2`` arrives as ``2.0``,
+    under the engine and the in-process runner alike.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def seed_props(props: Mapping[str, Any], output_keys: Iterable[str]) -> dict[str, Any]:
-    """A resource's props as registered: ``provider_version`` added when absent, output keys as None.
+    """A resource's props as registered, output-only keys seeded as None.
 
     An output-only key must be among the registered props for the resource object to get it as an
-    attribute (``role.host_id``, ``health.report``, ...).
+    attribute (``roles.members``, ``health.report``, ...).
     """
     full: dict[str, Any] = dict(props)
-    full.setdefault("provider_version", PROVIDER_VERSION)
     for key in output_keys:
         full.setdefault(key, None)
     return full
@@ -131,25 +146,3 @@ class SeededResource(Resource):
         opts: ResourceOptions | None = None,
     ) -> None:
         super().__init__(self.provider_class(), resource_name, seed_props(props, self.output_keys), opts)
-
-
-def credentials_rejected(cloud: Mapping[str, Any]) -> PcdError:
-    """The error for a 401 from Keystone: names the auth URL and config keys, never the secret."""
-    return PcdError(
-        f"Keystone at {cloud.get('auth_url')} rejected the credentials in pcd-imagelib-ha:cloud "
-        "(user, project or application credential): check them, and that the user has the 'admin' "
-        "role in the project."
-    )
-
-
-@contextmanager
-def rejected_credentials_explained(cloud: Mapping[str, Any]) -> Iterator[None]:
-    """Inside the block, Keystone's 401 becomes :func:`credentials_rejected`'s error.
-
-    The 401 itself is not chained (``from None``): the operator needs the config keys to fix, not
-    keystoneauth's traceback.
-    """
-    try:
-        yield
-    except ks_exc.Unauthorized:
-        raise credentials_rejected(cloud) from None

@@ -32,7 +32,6 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    ResourceProvider,
     UpdateResult,
 )
 
@@ -40,7 +39,7 @@ from imagelib_ha.client.errors import PcdError
 from imagelib_ha.client.failover import HOST_HEALTH
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthReport, RoleHost
 from imagelib_ha.client.resmgr import ResmgrClient
-from imagelib_ha.client.session import CloudAccess, make_session
+from imagelib_ha.providers.access import CloudConfiguredProvider
 from imagelib_ha.providers.common import (
     SeededResource,
     contains_unknown,
@@ -48,12 +47,11 @@ from imagelib_ha.providers.common import (
     fill_defaults,
     inputs_with_defaults,
     is_unknown,
-    rejected_credentials_explained,
+    whole_number,
 )
 from imagelib_ha.providers.prereqs import ha_prerequisite_failures
-from imagelib_ha.providers.role import cloud_failures
 
-# Inputs with their defaults (None: optional). ``cloud``, ``region`` and ``expected_store`` are required.
+# Inputs with their defaults (None: optional). ``region`` and ``expected_store`` are required.
 INPUT_DEFAULTS: dict[str, Any] = {
     "role_host_ids": [],
     "hosts": [],
@@ -68,7 +66,7 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "service_unit": None,
     "log_path": None,
 }
-INPUT_KEYS = ("cloud", "provider_version", "region", *INPUT_DEFAULTS)
+INPUT_KEYS = ("region", *INPUT_DEFAULTS)
 
 # Output-only keys: seeded with None so each exists as an attribute on the resource object.
 OUTPUT_KEYS = ("report", "serving_count", "endpoints")
@@ -90,9 +88,10 @@ def _number_failure(value: Any, key: str, *, integer: bool = False, minimum: flo
                     allow_zero: bool = False) -> list[CheckFailure]:
     if is_unknown(value):
         return []
-    kinds = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        return [CheckFailure(key, "must be a whole number" if integer else "must be a number of seconds")]
+    if integer and whole_number(value) is None:
+        return [CheckFailure(key, "must be a whole number")]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return [CheckFailure(key, "must be a number of seconds")]
     if value < minimum or (value == minimum and not allow_zero):
         bound = f"at least {minimum}" if allow_zero else f"more than {minimum}"
         return [CheckFailure(key, f"must be {bound}")]
@@ -133,12 +132,12 @@ def _outputs(inputs: Mapping[str, Any], report: HealthReport) -> dict[str, Any]:
     return outs
 
 
-class ImageLibraryHealthProvider(ResourceProvider):
+class ImageLibraryHealthProvider(CloudConfiguredProvider):
     """Probes every image-library host, checks its store, and proves the storage is shared."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = _inputs(news)
-        failures = cloud_failures(inputs["cloud"])
+        failures = self.cloud_failures()
         region = inputs["region"]
         if not is_unknown(region) and not (isinstance(region, str) and region):
             failures.append(CheckFailure("region", "must be a region name"))
@@ -166,7 +165,10 @@ class ImageLibraryHealthProvider(ResourceProvider):
         min_healthy = inputs["min_healthy"]
         if min_healthy is not None:
             failures += _number_failure(min_healthy, "min_healthy", integer=True, minimum=1, allow_zero=True)
-            if (not is_unknown(min_healthy) and isinstance(min_healthy, int) and isinstance(ids, list)
+            min_healthy = whole_number(min_healthy)
+            if min_healthy is not None:
+                inputs["min_healthy"] = min_healthy
+            if (min_healthy is not None and isinstance(ids, list)
                     and not contains_unknown(ids) and ids and min_healthy > len(ids)):
                 failures.append(CheckFailure(
                     "min_healthy",
@@ -188,7 +190,7 @@ class ImageLibraryHealthProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old_inputs = fill_defaults({k: olds.get(k) for k in INPUT_KEYS}, INPUT_DEFAULTS)
         new_inputs = {k: news.get(k) for k in INPUT_KEYS}
-        return diff_inputs(old_inputs, new_inputs)
+        return diff_inputs(old_inputs, new_inputs, stored=olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
@@ -202,8 +204,8 @@ class ImageLibraryHealthProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         checker, hosts = self._checker(inputs)
-        with rejected_credentials_explained(inputs["cloud"]):
-            report = checker.probe(hosts, min_healthy=inputs["min_healthy"])
+        with self.rejected_credentials_explained():
+            report = checker.probe(hosts, min_healthy=whole_number(inputs["min_healthy"]))
         _print(report.table())
         self._remember(report)
         outs = dict(props)
@@ -219,10 +221,10 @@ class ImageLibraryHealthProvider(ResourceProvider):
         # The role changes this validates happened before this call: a token issued from now on
         # carries a current catalog, so the checker need not re-authenticate to see it.
         started = datetime.now(UTC)
-        session = make_session(CloudAccess.from_dict(inputs["cloud"]))
+        session = self.session()
         store = inputs["expected_store"]
         # The rejection is itself a PcdError: it must not be re-worded as a resmgr read failure.
-        with rejected_credentials_explained(inputs["cloud"]):
+        with self.rejected_credentials_explained():
             try:
                 ids = list(inputs["role_host_ids"] or [])
                 hosts = role_hosts_from_resmgr(session, str(inputs["region"]), ids)
@@ -240,10 +242,10 @@ class ImageLibraryHealthProvider(ResourceProvider):
 
     def _validate(self, inputs: Mapping[str, Any]) -> HealthReport:
         checker, hosts = self._checker(inputs)
-        with rejected_credentials_explained(inputs["cloud"]):
+        with self.rejected_credentials_explained():
             report = checker.validate(
                 hosts,
-                min_healthy=inputs["min_healthy"],
+                min_healthy=whole_number(inputs["min_healthy"]),
                 canary=bool(inputs["canary"]),
                 audit_images=bool(inputs["audit_images"]),
                 deadline=float(inputs["deadline"]),

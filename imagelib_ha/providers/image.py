@@ -37,7 +37,6 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    ResourceProvider,
     UpdateResult,
 )
 
@@ -55,7 +54,7 @@ from imagelib_ha.client.failover import (
 )
 from imagelib_ha.client.glance import GlanceError, GlanceHost, HostUnavailable, Timeouts
 from imagelib_ha.client.health import CANARY_PROPERTY
-from imagelib_ha.client.session import CloudAccess, make_session
+from imagelib_ha.providers.access import CloudConfiguredProvider
 from imagelib_ha.providers.common import (
     SeededResource,
     contains_unknown,
@@ -63,13 +62,11 @@ from imagelib_ha.providers.common import (
     fill_defaults,
     inputs_with_defaults,
     is_unknown,
-    rejected_credentials_explained,
 )
-from imagelib_ha.providers.role import cloud_failures
 
 LOG = logging.getLogger(__name__)
 
-# Inputs with their defaults (None: optional). ``cloud``, ``region``, ``name``, ``source``,
+# Inputs with their defaults (None: optional). ``region``, ``name``, ``source``,
 # ``disk_format``, ``container_format`` and ``identity`` are required.
 INPUT_DEFAULTS: dict[str, Any] = {
     "visibility": None,
@@ -82,7 +79,7 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "read_timeout": 30,
 }
 REQUIRED = ("region", "name", "source", "disk_format", "container_format")
-INPUT_KEYS = ("cloud", "provider_version", *REQUIRED, *INPUT_DEFAULTS)
+INPUT_KEYS = (*REQUIRED, *INPUT_DEFAULTS)
 
 # Computed by ``check`` from the inputs; seeded so they exist as attributes.
 DERIVED_KEYS = ("content_digest", "key")
@@ -200,10 +197,6 @@ def _timeout_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
     return failures
 
 
-def _session(cloud: Mapping[str, Any]) -> ks_session.Session:
-    return make_session(CloudAccess.from_dict(cloud))
-
-
 def _timeouts(inputs: Mapping[str, Any]) -> Timeouts:
     return Timeouts(connect=float(inputs["connect_timeout"]), read=float(inputs["read_timeout"]))
 
@@ -222,8 +215,7 @@ def _candidate_endpoints(session: ks_session.Session, inputs: Mapping[str, Any],
     endpoints = [e.rstrip("/") for e in given if isinstance(e, str)] if isinstance(given, list) else []
     if upload and endpoints:
         return endpoints
-    with rejected_credentials_explained(inputs["cloud"]):
-        catalog = image_cluster_endpoints(session, region=str(inputs["region"]), reauthenticate=True)
+    catalog = image_cluster_endpoints(session, region=str(inputs["region"]), reauthenticate=True)
     if upload:
         timeouts = _timeouts(inputs)
         return [e for e in catalog
@@ -288,12 +280,12 @@ def _outputs(inputs: Mapping[str, Any], record: Mapping[str, Any], *, host: str 
     return outs
 
 
-class FailoverImageProvider(ResourceProvider):
+class FailoverImageProvider(CloudConfiguredProvider):
     """Creates, adopts, reads, updates and deletes one image, failing over across hosts."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = _inputs(news)
-        failures = cloud_failures(inputs["cloud"])
+        failures = self.cloud_failures()
         for key in ("region", "name", "identity"):
             value = inputs[key]
             if not is_unknown(value) and not _is_str(value):
@@ -330,7 +322,7 @@ class FailoverImageProvider(ResourceProvider):
         keys = [k for k in (*INPUT_KEYS, *DERIVED_KEYS) if k not in NOT_THE_IMAGE]
         old_inputs = fill_defaults({k: olds.get(k) for k in keys}, INPUT_DEFAULTS)
         new_inputs = {k: news.get(k) for k in keys}
-        return diff_inputs(old_inputs, new_inputs, replace_on=REPLACE_ON)
+        return diff_inputs(old_inputs, new_inputs, replace_on=REPLACE_ON, stored=olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
@@ -339,8 +331,9 @@ class FailoverImageProvider(ResourceProvider):
         if not inputs["key"]:
             digest = cached_content_digest(inputs["source"])
             inputs["content_digest"], inputs["key"] = digest, make_key(inputs["identity"], digest)
-        session = _session(inputs["cloud"])
-        endpoints = _candidate_endpoints(session, inputs, upload=True)
+        session = self.session()
+        with self.rejected_credentials_explained():
+            endpoints = _candidate_endpoints(session, inputs, upload=True)
         spec = ImageSpec(
             key=inputs["key"],
             name=inputs["name"],
@@ -353,7 +346,7 @@ class FailoverImageProvider(ResourceProvider):
         timeouts = _timeouts(inputs)
         verify = session.verify if session.verify is not None else True
         source = ImageSource(inputs["source"], verify=verify, timeouts=timeouts)
-        with rejected_credentials_explained(inputs["cloud"]):
+        with self.rejected_credentials_explained():
             result = create_image(session, spec, source, endpoints, timeouts=timeouts, progress=_progress)
         if result.orphans:
             _progress("partial data files dead hosts may have left (remove them on a host that mounts the "
@@ -366,8 +359,8 @@ class FailoverImageProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         key = props.get("key")
-        session = _session(inputs["cloud"])
-        with rejected_credentials_explained(inputs["cloud"]):
+        session = self.session()
+        with self.rejected_credentials_explained():
             endpoints = _candidate_endpoints(session, inputs)
             _, record = find_image(session, str(key or ""), endpoints, image_id=id_ or None,
                                    timeouts=_timeouts(inputs))
@@ -395,11 +388,12 @@ class FailoverImageProvider(ResourceProvider):
         inputs = _inputs(news)
         inputs["content_digest"] = news.get("content_digest") or olds.get("content_digest")
         inputs["key"] = news.get("key") or olds.get("key")
-        session = _session(inputs["cloud"])
-        endpoints = _candidate_endpoints(session, inputs)
+        session = self.session()
+        with self.rejected_credentials_explained():
+            endpoints = _candidate_endpoints(session, inputs)
         timeouts = _timeouts(inputs)
         last: GlanceError | None = None
-        with rejected_credentials_explained(inputs["cloud"]):
+        with self.rejected_credentials_explained():
             for endpoint in HOST_HEALTH.order(endpoints):
                 host = GlanceHost(session, endpoint, timeouts=timeouts)
                 try:
@@ -426,10 +420,11 @@ class FailoverImageProvider(ResourceProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)
         key = props.get("key")
-        session = _session(inputs["cloud"])
-        endpoints = _candidate_endpoints(session, inputs)
+        session = self.session()
+        with self.rejected_credentials_explained():
+            endpoints = _candidate_endpoints(session, inputs)
         failures: list[str] = []
-        with rejected_credentials_explained(inputs["cloud"]):
+        with self.rejected_credentials_explained():
             for endpoint in HOST_HEALTH.order(endpoints):
                 host = GlanceHost(session, endpoint, timeouts=_timeouts(inputs))
                 try:

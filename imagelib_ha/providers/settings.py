@@ -38,21 +38,18 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    ResourceProvider,
     UpdateResult,
 )
 
 from imagelib_ha.client.resmgr import BLUEPRINT_SHARED, BLUEPRINT_STORAGE, ResmgrClient
-from imagelib_ha.client.session import CloudAccess, make_session
+from imagelib_ha.providers.access import CloudConfiguredProvider
 from imagelib_ha.providers.common import (
     SeededResource,
     diff_inputs,
     inputs_with_defaults,
     is_unknown,
-    rejected_credentials_explained,
 )
 from imagelib_ha.providers.prereqs import ha_prerequisite_failures
-from imagelib_ha.providers.role import cloud_failures
 
 LOG = logging.getLogger(__name__)
 
@@ -62,8 +59,6 @@ FILE_STORE_ID = "file"
 CINDER_STORE_ID = "cinder"
 
 INPUT_KEYS = (
-    "cloud",
-    "provider_version",
     "region",
     "blueprint",
     "backend",
@@ -174,15 +169,16 @@ def _field_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
     return failures
 
 
-class ImageLibrarySettingsProvider(ResourceProvider):
+class ImageLibrarySettingsProvider(CloudConfiguredProvider):
     """Writes the region blueprint's image-library storage fields and renders the Glance store config.
 
-    Keeps no state on ``self``: every call builds its own session.
+    Keeps nothing on ``self`` but the cloud access from ``configure()``: every call builds its own
+    session.
     """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = _inputs(news)
-        failures = cloud_failures(inputs["cloud"]) + _field_failures(inputs)
+        failures = self.cloud_failures() + _field_failures(inputs)
         failures += [
             CheckFailure(prop, reason)
             for prop, reason in ha_prerequisite_failures(
@@ -198,7 +194,7 @@ class ImageLibrarySettingsProvider(ResourceProvider):
         old_inputs = {k: olds[k] for k in INPUT_KEYS if k in olds}
         new_inputs = {k: news[k] for k in INPUT_KEYS if k in news}
         # Another region or blueprint is another object: replace (the old one's delete writes nothing).
-        return diff_inputs(old_inputs, new_inputs, replace_on=("region", "blueprint"))
+        return diff_inputs(old_inputs, new_inputs, replace_on=("region", "blueprint"), stored=olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
@@ -211,7 +207,7 @@ class ImageLibrarySettingsProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         client = self._client(inputs)
-        with rejected_credentials_explained(inputs["cloud"]):
+        with self.rejected_credentials_explained():
             blueprint = client.get_blueprint(inputs["blueprint"])
         if blueprint is None:
             return ReadResult(id_="", outs={})
@@ -233,11 +229,9 @@ class ImageLibrarySettingsProvider(ResourceProvider):
         )
 
     # --- steps -----------------------------------------------------------------------------------
-    @staticmethod
-    def _client(inputs: Mapping[str, Any]) -> ResmgrClient:
-        access = CloudAccess.from_dict(inputs["cloud"])
+    def _client(self, inputs: Mapping[str, Any]) -> ResmgrClient:
         # The settings' region picks the resmgr endpoint (and blueprint) even if the cloud's differs.
-        return ResmgrClient(make_session(access), region=inputs["region"])
+        return ResmgrClient(self.session(), region=inputs["region"])
 
     def _write(self, inputs: dict[str, Any]) -> dict[str, Any]:
         storage = blueprint_storage_value(
@@ -245,7 +239,7 @@ class ImageLibrarySettingsProvider(ResourceProvider):
         )
         shared = bool(inputs["shared"])
         client = self._client(inputs)
-        with rejected_credentials_explained(inputs["cloud"]):
+        with self.rejected_credentials_explained():
             change = client.set_image_library_storage(
                 inputs["blueprint"], storage=str(storage), shared=shared
             )
