@@ -13,16 +13,19 @@ pulumi.export("backend", settings.storage.backend)
 pulumi.export("glance_store_config", ha.storage.glance_store_config)
 pulumi.export(
     "hosts",
-    [
-        {
-            "host": h.host_ref,
-            "host_id": h.host_id,
-            "hostname": h.hostname,
-            "endpoint": h.endpoint,
-            "status": h.status,
-        }
-        for h in ha.members
-    ],
+    ha.host_roles.members.apply(
+        lambda members: [
+            {
+                "host": m.get("ref"),
+                "host_id": m.get("host_id"),
+                "hostname": m.get("hostname"),
+                "endpoint": m.get("endpoint"),
+                "status": m.get("role_status"),
+                "owned": m.get("owned"),
+            }
+            for m in members or []
+        ]
+    ),
 )
 pulumi.export("health_report", ha.health.report)
 pulumi.export("serving_count", ha.health.serving_count)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pulumi
 
-from components.host import ImageLibraryHost, host_slug
+from components.hosts import ImageLibraryHosts
+from components.names import resource_slug
 from components.storage import SharedImageStorage
 from imagelib_ha.providers.health import ImageLibraryHealth
 from imagelib_ha.providers.image import FailoverImage
@@ -20,8 +21,9 @@ class ImageLibraryHA(pulumi.ComponentResource):
     """The image library of one PCD region made highly available.
 
     Order of operations: the shared storage, then the region's image-library settings (blueprint and
-    Glance store config), then the role on every host, then a health check that depends on every role,
+    Glance store config), then the role on the hosts, then a health check that depends on the roles,
     then the images, which depend on the health check so they are only uploaded to a proven library.
+    Credentials are not passed to any resource: the providers read them from the stack config.
     The props carry the config-known facts (backend, mount path, region, hosts) so the policy pack can
     judge them at preview, when the resources' own outputs are still unknown.
     """
@@ -30,7 +32,7 @@ class ImageLibraryHA(pulumi.ComponentResource):
     # back onto the attributes its class annotates, converting them to the annotated types.
     storage: SharedImageStorage
     region_settings: ImageLibrarySettings
-    members: list[ImageLibraryHost]
+    host_roles: ImageLibraryHosts
     health: ImageLibraryHealth
     images: dict[str, FailoverImage]
 
@@ -53,16 +55,11 @@ class ImageLibraryHA(pulumi.ComponentResource):
         }
         super().__init__(TYPE, name, props, opts)
 
-        # One secret Output for the whole cloud dict: the password stays encrypted in every
-        # dynamic resource's state, and no other key carries it.
-        cloud = pulumi.Output.secret(settings.cloud_access())
-
         self.storage = SharedImageStorage(f"{name}-storage", settings, pulumi.ResourceOptions(parent=self))
 
         self.region_settings = ImageLibrarySettings(
             f"{name}-settings",
             {
-                "cloud": cloud,
                 "region": settings.region,
                 "blueprint": settings.region,
                 "backend": storage_cfg.backend,
@@ -75,26 +72,19 @@ class ImageLibraryHA(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=[self.storage]),
         )
 
-        self.members = [
-            ImageLibraryHost(
-                f"{name}-{host_slug(host.host)}",
-                host=host,
-                settings=settings,
-                deployment=name,
-                cloud=cloud,
-                depends_on=[self.region_settings],
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            for host in settings.hosts
-        ]
+        self.host_roles = ImageLibraryHosts(
+            f"{name}-hosts",
+            settings=settings,
+            depends_on=[self.region_settings],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
         health = settings.health
         self.health = ImageLibraryHealth(
             f"{name}-health",
             {
-                "cloud": cloud,
                 "region": settings.region,
-                "role_host_ids": [h.host_id for h in self.members],
+                "role_host_ids": self.host_roles.host_ids,
                 "hosts": host_props,
                 "backend": storage_cfg.backend,
                 "expected_store": expected_store(
@@ -110,16 +100,15 @@ class ImageLibraryHA(pulumi.ComponentResource):
                 "service_unit": health.service_unit,
                 "log_path": health.log_path,
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[h.role for h in self.members]),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.host_roles.roles]),
         )
 
         project, stack = pulumi.get_project(), pulumi.get_stack()
         self.images = {}
         for image in settings.images:
             self.images[image.name] = FailoverImage(
-                f"{name}-image-{host_slug(image.name)}",
+                f"{name}-image-{resource_slug(image.name)}",
                 {
-                    "cloud": cloud,
                     "region": settings.region,
                     "name": image.name,
                     "source": image.source,

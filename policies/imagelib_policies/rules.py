@@ -214,12 +214,16 @@ def single_region_validator(args: StackValidationArgs, report_violation: ReportV
             if isinstance(deployment.region, str):
                 regions[deployment.region].add(f"{noun} '{resource.name}'")
             _host_labels(deployment.hosts, regions)
-        elif resource.resource_type in (tokens.HOST, tokens.ROLE):
-            key = "region" if resource.resource_type == tokens.HOST else "expected_region"
-            region = prop(values, key)
-            host = prop(values, "host")
-            if isinstance(region, str):
-                regions[region].add(f"host '{host if isinstance(host, str) else resource.name}'")
+        elif resource.resource_type in (tokens.HOSTS, tokens.ROLES):
+            key = "region" if resource.resource_type == tokens.HOSTS else "expected_region"
+            default_region = prop(values, key)
+            entries = prop(values, "hosts")
+            for index, entry in enumerate(entries if isinstance(entries, list) else []):
+                if not isinstance(entry, dict):
+                    continue
+                host, region = entry.get("host"), entry.get("region") or default_region
+                if isinstance(region, str):
+                    regions[region].add(f"host '{host if isinstance(host, str) else f'hosts[{index}]'}'")
     if len(regions) <= 1:
         return
     spans = "; ".join(f"{region}: {', '.join(sorted(labels))}" for region, labels in sorted(regions.items()))
@@ -241,7 +245,7 @@ single_region: Final = StackValidationPolicy(
 
 # --- health-gates-images (stack) ---------------------------------------------------------------
 
-_IMAGE_LIBRARY_TYPES: Final = frozenset({tokens.HA, tokens.SETTINGS, tokens.ROLE, tokens.HEALTH})
+_IMAGE_LIBRARY_TYPES: Final = frozenset({tokens.HA, tokens.SETTINGS, tokens.ROLES, tokens.HEALTH})
 
 
 def _missing_roles(health: PolicyResource, roles: Iterable[PolicyResource]) -> list[str]:
@@ -256,7 +260,7 @@ def health_gates_images_validator(args: StackValidationArgs, report_violation: R
         return
     roles_by_deployment: dict[str | None, list[PolicyResource]] = defaultdict(list)
     for resource in args.resources:
-        if resource.resource_type == tokens.ROLE:
+        if resource.resource_type == tokens.ROLES:
             roles_by_deployment[deployment_key(resource)].append(resource)
     for image in args.resources:
         if image.resource_type not in tokens.IMAGE_TYPES:
@@ -284,7 +288,7 @@ def health_gates_images_validator(args: StackValidationArgs, report_violation: R
             report_violation(
                 f"{kind} '{image.name}' depends on ImageLibraryHealth '{health_name}', which does not depend "
                 f"on role(s) {quoted_list(missing)} of its deployment, so the image could be uploaded before "
-                "those hosts are ready. Pass every role's host_id in the health resource's role_host_ids.",
+                "those hosts are ready. Pass the roles' host_ids as the health resource's role_host_ids.",
                 image.urn,
             )
 

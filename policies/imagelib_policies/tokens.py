@@ -2,14 +2,14 @@
 
 from typing import Final
 
-ROLE: Final = "pulumi-python:dynamic/imagelib:ImageLibraryRole"
+ROLES: Final = "pulumi-python:dynamic/imagelib:ImageLibraryRoles"
 SETTINGS: Final = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
 HEALTH: Final = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
 FAILOVER_IMAGE: Final = "pulumi-python:dynamic/imagelib:FailoverImage"
 
 HA: Final = "pcd-imagelib-ha:index:ImageLibraryHA"
 STORAGE: Final = "pcd-imagelib-ha:index:SharedImageStorage"
-HOST: Final = "pcd-imagelib-ha:index:ImageLibraryHost"
+HOSTS: Final = "pcd-imagelib-ha:index:ImageLibraryHosts"
 
 OPENSTACK_PROVIDER: Final = "pulumi:providers:openstack"
 OPENSTACK_IMAGE: Final = "openstack:images/image:Image"
@@ -19,13 +19,13 @@ IMAGE_TYPES: Final = frozenset({FAILOVER_IMAGE, OPENSTACK_IMAGE})
 
 # Short names used in violation messages.
 KIND: Final = {
-    ROLE: "ImageLibraryRole",
+    ROLES: "ImageLibraryRoles",
     SETTINGS: "ImageLibrarySettings",
     HEALTH: "ImageLibraryHealth",
     FAILOVER_IMAGE: "FailoverImage",
     HA: "ImageLibraryHA",
     STORAGE: "SharedImageStorage",
-    HOST: "ImageLibraryHost",
+    HOSTS: "ImageLibraryHosts",
     OPENSTACK_PROVIDER: "OpenStack provider",
     OPENSTACK_IMAGE: "openstack.images.Image",
     OPENSTACK_VOLUME_TYPE: "openstack.blockstorage.VolumeTypeV3",
