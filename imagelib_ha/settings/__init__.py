@@ -1,0 +1,51 @@
+"""The stack config of a pcd-imagelib-ha deployment, validated once into typed settings.
+
+``sections`` holds the models, ``loading`` turns the config Pulumi delivers into them, ``errors`` says
+what is wrong and how to fix it. Import from here.
+"""
+
+from imagelib_ha.settings.errors import (
+    DEFAULT_LOG_PATH,
+    DEFAULT_MOUNT_PATH,
+    DEFAULT_SERVICE_UNIT,
+    PROJECT,
+    Issue,
+    SettingsError,
+    config_key,
+)
+from imagelib_ha.settings.loading import cloud_access_from_config, load_settings, parse_settings
+from imagelib_ha.settings.sections import (
+    CinderSettings,
+    CloudSettings,
+    HealthSettings,
+    HostSettings,
+    ImageSettings,
+    LocalSettings,
+    NfsSettings,
+    RoleSettings,
+    StackSettings,
+    StorageSettings,
+)
+
+__all__ = [
+    "DEFAULT_LOG_PATH",
+    "DEFAULT_MOUNT_PATH",
+    "DEFAULT_SERVICE_UNIT",
+    "PROJECT",
+    "CinderSettings",
+    "CloudSettings",
+    "HealthSettings",
+    "HostSettings",
+    "ImageSettings",
+    "Issue",
+    "LocalSettings",
+    "NfsSettings",
+    "RoleSettings",
+    "SettingsError",
+    "StackSettings",
+    "StorageSettings",
+    "cloud_access_from_config",
+    "config_key",
+    "load_settings",
+    "parse_settings",
+]

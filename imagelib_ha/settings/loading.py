@@ -1,0 +1,326 @@
+"""Loading the stack config: decode Pulumi's strings, validate the sections, resolve ``*Env`` keys.
+
+Pulumi hands stack config to the program as strings (objects and arrays as JSON). This module turns
+the ``pcd-imagelib-ha:*`` keys into the models of ``sections`` and reports every malformed value as one
+line naming the key the way the operator writes it (``pcd-imagelib-ha:storage.nfs.mountPath``).
+
+Only malformed config is refused here. HA prerequisites (hosts in two regions, ``local`` storage with
+several hosts, differing mount paths, fewer than two hosts) are well-formed config that would make a
+poor deployment: the policy pack refuses them at preview and the providers' ``check`` at apply, so that
+gate is in one place per phase and both are tested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from pydantic import SecretStr, ValidationError
+
+from imagelib_ha.settings.errors import (
+    ARRAY_KEYS,
+    BOOLEAN_KEYS,
+    DEFAULT_MOUNT_PATH,
+    OBJECT_KEYS,
+    PROJECT,
+    TOP_LEVEL_KEYS,
+    Issue,
+    SettingsError,
+    config_key,
+    issue_from_error,
+)
+from imagelib_ha.settings.sections import (
+    CloudSettings,
+    StackSettings,
+    StorageSettings,
+    access_dict,
+    url_problem,
+)
+
+
+def _decode_raw(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+    """Top-level values arrive as strings; objects and arrays as JSON text."""
+    data: dict[str, Any] = {}
+    issues: list[Issue] = []
+    for name, value in raw.items():
+        short = name.split(":", 1)[1] if name.startswith(f"{PROJECT}:") else name
+        if ":" in short:
+            continue  # another namespace's key (e.g. openstack:*): not ours to judge
+        if short not in TOP_LEVEL_KEYS:
+            issues.append(Issue(short, "is not a known key", "remove it or correct its spelling"))
+            continue
+        if isinstance(value, str) and short in OBJECT_KEYS + ARRAY_KEYS:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                shape = "an object" if short in OBJECT_KEYS else "a list"
+                issues.append(
+                    Issue(short, f"must be {shape}, got a plain string", f"write {shape} in the stack file")
+                )
+                continue
+        if isinstance(value, str) and short in BOOLEAN_KEYS:
+            # Pulumi stores a top-level YAML boolean as the string "true"/"false".
+            if value not in ("true", "false"):
+                issues.append(Issue(short, f"must be true or false, got {value!r}", "write true or false"))
+                continue
+            value = value == "true"
+        data[short] = value
+    return data, issues
+
+
+def _resolve_secret_sources(
+    cloud: CloudSettings, env: Mapping[str, str]
+) -> tuple[str, SecretStr | None, list[Issue]]:
+    issues: list[Issue] = []
+    auth_url = cloud.auth_url or ""
+    if cloud.auth_url is None:
+        if cloud.auth_url_env is None:
+            issues.append(
+                Issue(
+                    "cloud.authUrl",
+                    "is required but not set",
+                    "pulumi config set --path cloud.authUrl https://<region-fqdn>/keystone/v3 "
+                    "(or name an environment variable holding it in cloud.authUrlEnv)",
+                )
+            )
+        elif not env.get(cloud.auth_url_env):
+            issues.append(
+                Issue(
+                    "cloud.authUrlEnv",
+                    f"names the environment variable {cloud.auth_url_env}, which is not set",
+                    f'export {cloud.auth_url_env} (for the lab: eval "$(.venv/bin/python -m lab env)")',
+                )
+            )
+        else:
+            auth_url = env[cloud.auth_url_env]
+            problem = url_problem(auth_url)
+            if problem:
+                issues.append(
+                    Issue("cloud.authUrlEnv", f"{cloud.auth_url_env} holds {problem}", "export the full URL")
+                )
+
+    password: SecretStr | None = None
+    if cloud.application_credential_id:
+        if cloud.application_credential_secret is None:
+            issues.append(
+                Issue(
+                    "cloud.applicationCredentialSecret",
+                    "is required with cloud.applicationCredentialId but not set",
+                    "pulumi config set --secret --path cloud.applicationCredentialSecret <secret>",
+                )
+            )
+        return auth_url, password, issues
+
+    if cloud.password is not None:
+        password = cloud.password
+    elif cloud.password_env is not None:
+        value = env.get(cloud.password_env)
+        if value:
+            password = SecretStr(value)
+        else:
+            issues.append(
+                Issue(
+                    "cloud.passwordEnv",
+                    f"names the environment variable {cloud.password_env}, which is not set",
+                    f'export {cloud.password_env} (for the lab: eval "$(.venv/bin/python -m lab env)")',
+                )
+            )
+    else:
+        issues.append(
+            Issue(
+                "cloud.password",
+                "is not set, and neither is cloud.passwordEnv nor cloud.applicationCredentialId",
+                "pulumi config set --secret --path cloud.password <password>, or set cloud.passwordEnv to "
+                "the name of an environment variable that holds it",
+            )
+        )
+    for field, path in (("username", "cloud.username"), ("project_name", "cloud.projectName")):
+        if getattr(cloud, field) is None:
+            issues.append(
+                Issue(
+                    path,
+                    "is required for password authentication but not set",
+                    f"pulumi config set --path {path} <value>",
+                )
+            )
+    return auth_url, password, issues
+
+
+def _consistency_issues(s: StackSettings) -> list[Issue]:
+    """Malformed combinations that pydantic's per-field rules cannot see (not HA prerequisites)."""
+    issues: list[Issue] = []
+    if s.storage.backend == "cinder" and s.storage.cinder is None:
+        issues.append(
+            Issue(
+                "storage.cinder.volumeType",
+                "is required when storage.backend is cinder but not set",
+                "pulumi config set --path storage.cinder.volumeType <volume type name>",
+            )
+        )
+    if not s.hosts:
+        issues.append(
+            Issue(
+                "hosts",
+                "is an empty list",
+                "list the image-library hosts (at least two for HA), e.g. [{hostname: host-a}]",
+            )
+        )
+    seen: dict[str, int] = {}
+    for index, host in enumerate(s.hosts):
+        if (host.id is None) == (host.hostname is None):
+            issues.append(
+                Issue(
+                    f"hosts[{index}]",
+                    "must name the host by exactly one of id or hostname",
+                    "keep one of the two keys",
+                )
+            )
+            continue
+        ref = host.host.lower()
+        if ref in seen:
+            issues.append(
+                Issue(
+                    f"hosts[{index}]",
+                    f"repeats host {host.host!r} already listed as hosts[{seen[ref]}]",
+                    "list each image-library host once",
+                )
+            )
+        else:
+            seen[ref] = index
+    names: dict[str, int] = {}
+    for index, image in enumerate(s.images):
+        if image.name in names:
+            issues.append(
+                Issue(
+                    f"images[{index}].name",
+                    f"repeats image name {image.name!r} already used by images[{names[image.name]}]",
+                    "give each image a unique name",
+                )
+            )
+        else:
+            names[image.name] = index
+        problem = url_problem(image.source) if "://" in image.source else None
+        if problem:
+            issues.append(
+                Issue(f"images[{index}].source", problem, "use a local file path or an http(s) URL")
+            )
+    minimum = s.health.min_healthy_hosts
+    if minimum is not None and s.hosts and minimum > len(s.hosts):
+        issues.append(
+            Issue(
+                "health.minHealthyHosts",
+                f"is {minimum}, more than the {len(s.hosts)} hosts listed",
+                f"use a value between 1 and {len(s.hosts)}, or leave it unset to require all",
+            )
+        )
+    return issues
+
+
+def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> StackSettings:
+    """Validate stack config given as Pulumi delivers it (``{"pcd-imagelib-ha:cloud": "<json>", ...}``).
+
+    Keys may also be given without the namespace, and values already decoded. Raises ``SettingsError``.
+    """
+    environ = os.environ if env is None else env
+    data, issues = _decode_raw(raw)
+    if issues:
+        raise SettingsError(issues)
+    try:
+        settings = StackSettings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError([issue_from_error(e) for e in exc.errors()]) from None
+    auth_url, password, issues = _resolve_secret_sources(settings.cloud, environ)
+    storage, storage_issues = _resolve_mount_path_env(settings.storage, environ)
+    issues += storage_issues + _consistency_issues(settings)
+    if issues:
+        raise SettingsError(issues)
+    resolved = settings.model_copy(update={"storage": storage})
+    resolved._password = password
+    resolved._auth_url = auth_url
+    return resolved
+
+
+def cloud_access_from_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``pcd-imagelib-ha:cloud`` section of stack config, resolved to cloud access.
+
+    What the dynamic providers call in ``configure()``: ``raw`` is the config the engine sends (keys
+    with their namespace, values as strings, secrets decrypted); ``*Env`` keys resolve in ``env`` (the
+    provider process inherits the CLI's environment). Only the cloud section is judged here, so a
+    provider never fails on a key that only the program reads. Raises ``SettingsError``.
+    """
+    environ = os.environ if env is None else env
+    key = config_key("cloud")
+    if raw.get(key) is None:
+        raise SettingsError([Issue(
+            "cloud", "is not in the stack config the engine sent to the provider",
+            "set pcd-imagelib-ha:cloud in the stack (the providers read their credentials from it)",
+        )])
+    data, issues = _decode_raw({key: raw[key]})
+    if issues:
+        raise SettingsError(issues)
+    try:
+        cloud = CloudSettings.model_validate(data["cloud"])
+    except ValidationError as exc:
+        raise SettingsError(
+            [issue_from_error({**e, "loc": ("cloud", *e["loc"])}) for e in exc.errors()]
+        ) from None
+    auth_url, password, issues = _resolve_secret_sources(cloud, environ)
+    if issues:
+        raise SettingsError(issues)
+    return access_dict(cloud, auth_url, password)
+
+
+def _resolve_mount_path_env(
+    storage: StorageSettings, env: Mapping[str, str]
+) -> tuple[StorageSettings, list[Issue]]:
+    nfs = storage.nfs
+    if nfs is None or nfs.mount_path_env is None:
+        return storage, []
+    value = env.get(nfs.mount_path_env)
+    if not value:
+        return storage, [
+            Issue(
+                "storage.nfs.mountPathEnv",
+                f"names the environment variable {nfs.mount_path_env}, which is not set",
+                f"export {nfs.mount_path_env} (for the lab: .venv/bin/python -m imagelib_ha.deploy sets it)",
+            )
+        ]
+    if not value.startswith("/"):
+        return storage, [
+            Issue(
+                "storage.nfs.mountPathEnv",
+                f"{nfs.mount_path_env} holds the relative path {value!r}",
+                f"export an absolute path, e.g. {DEFAULT_MOUNT_PATH}",
+            )
+        ]
+    resolved = nfs.model_copy(update={"mount_path": posixpath.normpath(value)})
+    return storage.model_copy(update={"nfs": resolved}), []
+
+
+def _configured_keys() -> set[str]:
+    """Every ``pcd-imagelib-ha:*`` key the stack sets, so a misspelt top-level key is reported too."""
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.CONFIG.get()) | set(pulumi.runtime.get_config_env() or {})
+    return {k for k in keys if k.startswith(f"{PROJECT}:")} | {config_key(n) for n in TOP_LEVEL_KEYS}
+
+
+def load_settings() -> StackSettings:
+    """Read and validate this stack's ``pcd-imagelib-ha:*`` config from the running Pulumi program."""
+    raw: dict[str, Any] = {}
+    for key in sorted(_configured_keys()):
+        value = pulumi.runtime.get_config(key)
+        if value is not None:
+            raw[key] = value
+    settings = parse_settings(raw)
+    cloud_key = config_key("cloud")
+    if settings.cloud.password is not None and not pulumi.runtime.is_config_secret(cloud_key):
+        pulumi.log.warn(
+            f"{cloud_key}.password is stored in plain text in the stack file: set it with "
+            "`pulumi config set --secret --path cloud.password ...` (or use cloud.passwordEnv)"
+        )
+    return settings
