@@ -167,3 +167,13 @@ class BlueprintNotFound(PcdError):
         "region when the cluster is set up: create it in the PCD UI (Cluster Blueprint), or set the "
         "blueprint name of the image-library settings to the existing one."
     )
+
+
+class KeystoneUnreachable(PcdError):
+    """Keystone could not be reached, or did not answer within the request timeout."""
+
+    def __init__(self, *, auth_url: str, reason: str) -> None:
+        super().__init__(
+            f"Keystone at {auth_url} did not answer ({reason}): check pcd-imagelib-ha:cloud.authUrl and "
+            "that Keystone is up (each request may take pcd-imagelib-ha:cloud.timeoutSeconds)"
+        )

@@ -30,6 +30,7 @@ from imagelib_ha.client.errors import (
     BlueprintNotFound,
     HostAmbiguous,
     HostNotFound,
+    KeystoneUnreachable,
     ResmgrEndpointNotFound,
     ResmgrRequestFailed,
     ResmgrUnreachable,
@@ -170,6 +171,13 @@ class ResmgrClient:
                 "interface": self.interface,
                 "region_name": self.region,
             }
+        try:
+            # Authenticate first (a cached token costs nothing), so a silent Keystone is named as such
+            # and not mistaken for a silent resmgr.
+            self.session.get_auth_headers()
+        except (ks_exc.ConnectionError, ks_exc.ConnectTimeout) as exc:
+            auth_url = getattr(self.session.auth, "auth_url", None) or "(the configured auth URL)"
+            raise KeystoneUnreachable(auth_url=str(auth_url), reason=type(exc).__name__) from None
         try:
             return self.session.request(path, method, **kwargs)
         except ks_exc.EndpointNotFound:

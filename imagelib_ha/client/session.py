@@ -35,6 +35,9 @@ class CloudAccess:
     application_credential_secret: str | None = None
     ca_bundle: str | None = None
     insecure: bool = False
+    # Seconds each Keystone, catalog and resmgr request may take (connect and each read): a control
+    # plane that accepts connections and never answers must end the run, not hang it.
+    timeout: float = 30.0
 
     SECRET_FIELDS = ("password", "application_credential_secret")
 
@@ -91,11 +94,12 @@ def make_session(access: CloudAccess) -> ks_session.Session:
     """A keystoneauth1 session for ``access`` with TLS verification on unless ``insecure``.
 
     keystoneauth's defaults are kept on purpose: no connect retries (a refused host must fail fast so
-    failover can move on) and no status-code retries (failover across hosts is the retry).
+    failover can move on) and no status-code retries (failover across hosts is the retry). Every request
+    is bounded by ``access.timeout``; Glance host calls pass their own, shorter, timeouts.
     """
     verify: bool | str = True
     if access.insecure:
         verify = False
     elif access.ca_bundle:
         verify = access.ca_bundle
-    return ks_session.Session(auth=make_auth(access), verify=verify)
+    return ks_session.Session(auth=make_auth(access), verify=verify, timeout=access.timeout)

@@ -81,16 +81,23 @@ class CloudConfiguredProvider(ResourceProvider):
         return make_session(self.access)
 
     @contextmanager
-    def rejected_credentials_explained(self) -> Iterator[None]:
-        """Inside the block, Keystone's 401 becomes an error naming the config keys, never the secret.
+    def cloud_errors_explained(self) -> Iterator[None]:
+        """Inside the block, keystoneauth's failures become errors naming the config keys to check.
 
-        Only a 401 means the credentials were refused; a 403 (a token without the admin role, or a
-        policy) is left as it is. The 401 itself is not chained: the operator needs the keys to fix.
+        A 401 means the credentials were refused; a 403 (a token without the admin role, or a policy)
+        is not that, and is left as it is. A request that timed out or could not connect names its URL
+        and the timeout setting. Nothing is chained: the operator needs the keys to fix, not the
+        traceback, and no message carries a secret.
         """
         try:
             yield
         except ks_exc.Unauthorized:
             raise credentials_rejected(self.access.auth_url) from None
+        except (ks_exc.ConnectTimeout, ks_exc.ConnectFailure) as exc:
+            raise PcdError(
+                f"{exc}: check that the region's control plane is reachable and up (each request may take "
+                f"pcd-imagelib-ha:cloud.timeoutSeconds, {self.access.timeout:g}s)"
+            ) from None
 
 
 def credentials_rejected(auth_url: str | None) -> PcdError:
