@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pulumi
 
@@ -126,3 +127,14 @@ def issue_from_error(error: Mapping[str, Any]) -> Issue:
     fix = error.get("ctx", {}).get("fix", "correct the value (see README, config reference)")
     return Issue(path, str(error.get("msg", "is invalid")), fix)
 
+
+
+def redact_url(value: str) -> str:
+    """``value`` without URL user info or query, either of which may carry a credential."""
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        return value
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

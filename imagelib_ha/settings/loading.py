@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 from pydantic import SecretStr, ValidationError
 
+from imagelib_ha.names import resource_slug
 from imagelib_ha.settings.errors import (
     ARRAY_KEYS,
     BOOLEAN_KEYS,
@@ -32,6 +33,7 @@ from imagelib_ha.settings.errors import (
     SettingsError,
     config_key,
     issue_from_error,
+    redact_url,
 )
 from imagelib_ha.settings.sections import (
     CloudSettings,
@@ -203,11 +205,19 @@ def _consistency_issues(s: StackSettings) -> list[Issue]:
             )
         else:
             names[image.name] = index
-        problem = url_problem(image.source) if "://" in image.source else None
+        problem = url_problem(redact_url(image.source)) if "://" in image.source else None
         if problem:
             issues.append(
                 Issue(f"images[{index}].source", problem, "use a local file path or an http(s) URL")
             )
+        elif "://" in image.source and image.digest is None:
+            issues.append(Issue(
+                f"images[{index}].digest",
+                "is required for a URL source: the bytes behind a URL can change",
+                "set it to sha256:<hex> of the file the URL serves (sha256sum), so a changed upstream "
+                "file is an error and not a silent re-upload",
+            ))
+    issues += _image_identity_issues(s)
     minimum = s.health.min_healthy_hosts
     if minimum is not None and s.hosts and minimum > len(s.hosts):
         issues.append(
@@ -217,6 +227,33 @@ def _consistency_issues(s: StackSettings) -> list[Issue]:
                 f"use a value between 1 and {len(s.hosts)}, or leave it unset to require all",
             )
         )
+    return issues
+
+
+def _image_identity_issues(s: StackSettings) -> list[Issue]:
+    """Two images may not share an explicit key, nor resource names (names are slugged for URNs)."""
+    issues: list[Issue] = []
+    keys: dict[str, int] = {}
+    slugs: dict[str, int] = {}
+    for index, image in enumerate(s.images):
+        if image.key is not None:
+            if image.key in keys:
+                issues.append(Issue(
+                    f"images[{index}].key",
+                    f"repeats the key of images[{keys[image.key]}]: one key is one image, and the two "
+                    "resources would fight over it",
+                    "give each image its own key, or remove the key to use the default",
+                ))
+            keys.setdefault(image.key, index)
+        slug = resource_slug(image.name)
+        if slug in slugs and s.images[slugs[slug]].name != image.name:
+            issues.append(Issue(
+                f"images[{index}].name",
+                f"{image.name!r} and images[{slugs[slug]}].name {s.images[slugs[slug]].name!r} give the same "
+                f"resource name ({slug!r})",
+                "rename one of them (names differing only in spaces or punctuation collide)",
+            ))
+        slugs.setdefault(slug, index)
     return issues
 
 
@@ -233,9 +270,17 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None)
         settings = StackSettings.model_validate(data)
     except ValidationError as exc:
         raise SettingsError([issue_from_error(e) for e in exc.errors()]) from None
-    auth_url, password, issues = _resolve_secret_sources(settings.cloud, environ)
+    cloud, issues = _from_clouds_yaml(settings.cloud)
+    settings = settings.model_copy(update={"cloud": cloud})
+    auth_url, password, secret_issues = _resolve_secret_sources(cloud, environ)
     storage, storage_issues = _resolve_mount_path_env(settings.storage, environ)
-    issues += storage_issues + _consistency_issues(settings)
+    issues += secret_issues + storage_issues + _consistency_issues(settings)
+    if not settings.lab and auth_url.startswith("http://"):
+        issues.append(Issue(
+            "cloud.authUrl",
+            "is a plain http:// URL: the password and every token would cross the network unencrypted",
+            "use the region's https:// Keystone URL (only a lab, pcd-imagelib-ha:lab: true, may use http)",
+        ))
     if issues:
         raise SettingsError(issues)
     resolved = settings.model_copy(update={"storage": storage})
@@ -268,10 +313,68 @@ def cloud_access_from_config(raw: Mapping[str, Any], env: Mapping[str, str] | No
         raise SettingsError(
             [issue_from_error({**e, "loc": ("cloud", *e["loc"])}) for e in exc.errors()]
         ) from None
-    auth_url, password, issues = _resolve_secret_sources(cloud, environ)
+    cloud, issues = _from_clouds_yaml(cloud)
+    auth_url, password, secret_issues = _resolve_secret_sources(cloud, environ)
+    issues += secret_issues
     if issues:
         raise SettingsError(issues)
     return access_dict(cloud, auth_url, password)
+
+
+# clouds.yaml auth keys and the cloud settings they fill.
+_CLOUDS_YAML_AUTH = {
+    "auth_url": "auth_url",
+    "username": "username",
+    "password": "password",
+    "project_name": "project_name",
+    "project_domain_name": "project_domain_name",
+    "user_domain_name": "user_domain_name",
+    "application_credential_id": "application_credential_id",
+    "application_credential_secret": "application_credential_secret",
+}
+_SECRET_SETTINGS = frozenset({"password", "application_credential_secret"})
+
+
+def _from_clouds_yaml(cloud: CloudSettings) -> tuple[CloudSettings, list[Issue]]:
+    """``cloud`` with every key it leaves unset filled from its clouds.yaml entry (``cloud.cloud``).
+
+    openstacksdk's own loader reads the entry, so clouds.yaml, secure.yaml and their usual locations
+    (``OS_CLIENT_CONFIG_FILE``, ``~/.config/openstack``, ``/etc/openstack``) work as with the
+    ``openstack`` client. Keys set in the stack config win.
+    """
+    issues: list[Issue] = []
+    if cloud.cloud is None:
+        if cloud.region is None:
+            issues.append(Issue("cloud.region", "is required but not set",
+                                "pulumi config set --path cloud.region <region name>"))
+        return cloud, issues
+    # Imported here: only this path needs openstacksdk's config loader.
+    from openstack.config import OpenStackConfig
+    from openstack.config.exceptions import OpenStackConfigException
+
+    try:
+        entry = OpenStackConfig().get_one(cloud=cloud.cloud, region_name=cloud.region)
+    except OpenStackConfigException as exc:
+        return cloud, [Issue("cloud.cloud", f"names the clouds.yaml entry {cloud.cloud!r}: {exc}",
+                             "check the entry name and the clouds.yaml location (OS_CLIENT_CONFIG_FILE)")]
+    explicit = cloud.model_fields_set
+    fill: dict[str, Any] = {}
+    for auth_key, field in _CLOUDS_YAML_AUTH.items():
+        value = (entry.auth or {}).get(auth_key)
+        if value and field not in explicit:
+            fill[field] = SecretStr(str(value)) if field in _SECRET_SETTINGS else str(value)
+    if "region" not in explicit and entry.region_name:
+        fill["region"] = entry.region_name
+    cacert = entry.config.get("cacert")
+    if "ca_bundle" not in explicit and cacert:
+        fill["ca_bundle"] = str(cacert)
+    if "insecure" not in explicit and entry.config.get("verify") is False:
+        fill["insecure"] = True
+    resolved = cloud.model_copy(update=fill)
+    if resolved.region is None:
+        issues.append(Issue("cloud.region", f"is set neither here nor in clouds.yaml entry {cloud.cloud!r}",
+                            "pulumi config set --path cloud.region <region name>"))
+    return resolved, issues
 
 
 def _resolve_mount_path_env(

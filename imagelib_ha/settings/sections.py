@@ -55,6 +55,17 @@ def _non_empty(value: str) -> str:
     return value
 
 
+def _sha256_digest(value: str) -> str:
+    algo, _, hexdigest = value.partition(":")
+    if algo != "sha256" or len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+        raise PydanticCustomError(
+            "digest",
+            _template(f"{value!r} is not a sha256 digest"),
+            {"fix": "write sha256:<64 lowercase hex digits> (the output of sha256sum on the file)"},
+        )
+    return value
+
+
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Name = Annotated[str, AfterValidator(_non_empty)]
@@ -79,10 +90,13 @@ class _Model(BaseModel):
 class CloudSettings(_Model):
     """How to reach the region's Keystone: auth URL, credentials (secret), project, TLS settings."""
 
+    # A clouds.yaml entry (read with openstacksdk's openstack.config, as the openstack client does):
+    # it fills every key below that the stack config leaves unset.
+    cloud: Name | None = None
     auth_url: HttpUrl | None = None
     # Environment variable holding the auth URL: the lab binds free ports, so its URL is not fixed.
     auth_url_env: Name | None = None
-    region: Name
+    region: Name | None = None
     username: Name | None = None
     password: SecretStr | None = None
     password_env: Name | None = None
@@ -93,6 +107,8 @@ class CloudSettings(_Model):
     user_domain_name: Name = "Default"
     ca_bundle: AbsolutePath | None = None
     insecure: bool = False
+    # Each Keystone, catalog and resmgr request (connect, and each read) is bounded by this.
+    timeout_seconds: Seconds = 30
 
 
 class NfsSettings(_Model):
@@ -126,6 +142,9 @@ class StorageSettings(_Model):
     nfs: NfsSettings | None = None
     cinder: CinderSettings | None = None
     local: LocalSettings | None = None
+    # A store change on a live library is refused unless this names the new target (path or volume
+    # type): the operator says the data has been migrated.
+    acknowledge_migration_to: Name | None = None
 
     @property
     def mount_path(self) -> str | None:
@@ -193,6 +212,8 @@ class ImageSettings(_Model):
     properties: dict[str, str] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     key: Name | None = None
+    # sha256 of a URL source's bytes, "sha256:<64 hex digits>": pins what the URL must serve.
+    digest: Annotated[str, AfterValidator(_sha256_digest)] | None = None
     protect: bool | None = None
 
 
@@ -213,7 +234,7 @@ class StackSettings(_Model):
 
     @property
     def region(self) -> str:
-        return self.cloud.region
+        return self.cloud.region or ""
 
     def host_props(self) -> list[dict[str, Any]]:
         return [h.as_prop() for h in self.hosts]
@@ -246,5 +267,6 @@ def access_dict(cloud: CloudSettings, auth_url: str, password: SecretStr | None)
         "application_credential_secret": secret.get_secret_value() if secret else None,
         "ca_bundle": cloud.ca_bundle,
         "insecure": cloud.insecure,
+        "timeout": cloud.timeout_seconds,
     }
 

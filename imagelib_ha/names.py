@@ -1,4 +1,5 @@
-"""Resource names derived from config values."""
+"""Resource names derived from config values (the program names resources with them; settings checks
+that two names do not collide)."""
 
 from __future__ import annotations
 
