@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 
 from components.hosts import ImageLibraryHosts
-from components.names import resource_slug
+from imagelib_ha.names import resource_slug
 from components.storage import SharedImageStorage
 from imagelib_ha.providers.health import ImageLibraryHealth
 from imagelib_ha.providers.image import FailoverImage
@@ -67,6 +67,8 @@ class ImageLibraryHA(pulumi.ComponentResource):
                 "volume_type": storage_cfg.volume_type,
                 "shared": storage_cfg.backend != "local",
                 "hosts": host_props,
+                "lab": settings.lab,
+                "migration_ack": storage_cfg.acknowledge_migration_to,
             },
             # Depends on the whole storage component: for Cinder, the volume type must exist first.
             pulumi.ResourceOptions(parent=self, depends_on=[self.storage]),
@@ -99,6 +101,7 @@ class ImageLibraryHA(pulumi.ComponentResource):
                 "audit_images": health.audit_images,
                 "service_unit": health.service_unit,
                 "log_path": health.log_path,
+                "lab": settings.lab,
             },
             pulumi.ResourceOptions(parent=self, depends_on=[self.host_roles.roles]),
         )

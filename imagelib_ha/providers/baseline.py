@@ -83,7 +83,7 @@ class ImageLibraryRoleBaselineProvider(CloudConfiguredProvider):
     def _record(self, inputs: Mapping[str, Any], *, previous: list[Any]) -> list[dict[str, Any]]:
         known = {e["host_id"]: e for e in previous if isinstance(e, Mapping) and e.get("host_id")}
         client = ResmgrClient(self.session(), region=str(inputs["region"]))
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             listed = client.list_hosts()
             entries = []
             for ref in _refs(inputs["hosts"]):

@@ -19,6 +19,7 @@ Latency is printed (stderr), never stored: refresh shows drift only when somethi
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -65,7 +66,10 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "revalidate": None,
     "service_unit": None,
     "log_path": None,
+    "lab": False,
 }
+# Lists whose order means nothing: reordering the hosts in the config is no change to the library.
+UNORDERED_INPUTS = ("role_host_ids", "hosts")
 INPUT_KEYS = ("region", *INPUT_DEFAULTS)
 
 # Output-only keys: seeded with None so each exists as an attribute on the resource object.
@@ -182,7 +186,8 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
         failures += [
             CheckFailure(prop, reason)
             for prop, reason in ha_prerequisite_failures(
-                region=region, backend=backend, hosts=inputs["hosts"], mount_path=mount_path
+                region=region, backend=backend, hosts=inputs["hosts"], mount_path=mount_path,
+                lab=inputs["lab"],
             )
         ]
         return CheckResult(inputs, failures)
@@ -190,6 +195,11 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old_inputs = fill_defaults({k: olds.get(k) for k in INPUT_KEYS}, INPUT_DEFAULTS)
         new_inputs = {k: news.get(k) for k in INPUT_KEYS}
+        for key in UNORDERED_INPUTS:
+            for values in (old_inputs, new_inputs):
+                listed = values[key]
+                if isinstance(listed, list) and not contains_unknown(listed):
+                    values[key] = sorted(listed, key=lambda v: json.dumps(v, sort_keys=True))
         return diff_inputs(old_inputs, new_inputs, stored=olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -204,7 +214,7 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         checker, hosts = self._checker(inputs)
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             report = checker.probe(hosts, min_healthy=whole_number(inputs["min_healthy"]))
         _print(report.table())
         self._remember(report)
@@ -224,7 +234,7 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
         session = self.session()
         store = inputs["expected_store"]
         # The rejection is itself a PcdError: it must not be re-worded as a resmgr read failure.
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             try:
                 ids = list(inputs["role_host_ids"] or [])
                 hosts = role_hosts_from_resmgr(session, str(inputs["region"]), ids)
@@ -242,7 +252,7 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
 
     def _validate(self, inputs: Mapping[str, Any]) -> HealthReport:
         checker, hosts = self._checker(inputs)
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             report = checker.validate(
                 hosts,
                 min_healthy=whole_number(inputs["min_healthy"]),

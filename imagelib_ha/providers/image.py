@@ -332,7 +332,7 @@ class FailoverImageProvider(CloudConfiguredProvider):
             digest = cached_content_digest(inputs["source"])
             inputs["content_digest"], inputs["key"] = digest, make_key(inputs["identity"], digest)
         session = self.session()
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             endpoints = _candidate_endpoints(session, inputs, upload=True)
         spec = ImageSpec(
             key=inputs["key"],
@@ -346,7 +346,7 @@ class FailoverImageProvider(CloudConfiguredProvider):
         timeouts = _timeouts(inputs)
         verify = session.verify if session.verify is not None else True
         source = ImageSource(inputs["source"], verify=verify, timeouts=timeouts)
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             result = create_image(session, spec, source, endpoints, timeouts=timeouts, progress=_progress)
         if result.orphans:
             _progress("partial data files dead hosts may have left (remove them on a host that mounts the "
@@ -360,7 +360,7 @@ class FailoverImageProvider(CloudConfiguredProvider):
         inputs = _inputs(props)
         key = props.get("key")
         session = self.session()
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             endpoints = _candidate_endpoints(session, inputs)
             _, record = find_image(session, str(key or ""), endpoints, image_id=id_ or None,
                                    timeouts=_timeouts(inputs))
@@ -389,11 +389,11 @@ class FailoverImageProvider(CloudConfiguredProvider):
         inputs["content_digest"] = news.get("content_digest") or olds.get("content_digest")
         inputs["key"] = news.get("key") or olds.get("key")
         session = self.session()
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             endpoints = _candidate_endpoints(session, inputs)
         timeouts = _timeouts(inputs)
         last: GlanceError | None = None
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             for endpoint in HOST_HEALTH.order(endpoints):
                 host = GlanceHost(session, endpoint, timeouts=timeouts)
                 try:
@@ -421,10 +421,10 @@ class FailoverImageProvider(CloudConfiguredProvider):
         inputs = _inputs(props)
         key = props.get("key")
         session = self.session()
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             endpoints = _candidate_endpoints(session, inputs)
         failures: list[str] = []
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             for endpoint in HOST_HEALTH.order(endpoints):
                 host = GlanceHost(session, endpoint, timeouts=_timeouts(inputs))
                 try:

@@ -17,6 +17,8 @@ from typing import Any
 from imagelib_ha.providers.common import contains_unknown, is_unknown
 
 FILE_BACKENDS = frozenset({"nfs", "local"})
+# Platform9's HA page: the image-library role on two or more hosts of one region.
+MIN_HA_HOSTS = 2
 
 
 def _entry_value(entry: Mapping[str, Any], *keys: str) -> Any:
@@ -43,12 +45,14 @@ def ha_prerequisite_failures(
     backend: Any,
     hosts: Any,
     mount_path: Any,
+    lab: Any = False,
 ) -> list[tuple[str, str]]:
     """(property, reason) pairs for every HA prerequisite the inputs violate; empty when they hold.
 
     ``hosts`` is the configured list of ``{host, region, mount_path}``; an entry's region or mount path
     left out (None) means "the deployment's". Checks: hosts in two regions, ``local`` storage with
-    several hosts, and mount paths differing from each other or from ``mount_path`` (file backends only).
+    several hosts, mount paths differing from each other or from ``mount_path`` (file backends only), and
+    fewer than two hosts unless ``lab`` is true.
     """
     failures: list[tuple[str, str]] = []
     if is_unknown(hosts) or not isinstance(hosts, Sequence) or isinstance(hosts, str):
@@ -78,6 +82,15 @@ def ha_prerequisite_failures(
             "hosts",
             f"the image-library hosts span {len(regions)} regions ({listed}): Image Library HA works within "
             "one region. Put every entry of pcd-imagelib-ha:hosts in the same region.",
+        ))
+
+    # --- enough hosts ------------------------------------------------------------------------------
+    if lab is not True and len(hosts) < MIN_HA_HOSTS:
+        failures.append((
+            "hosts",
+            f"an image library with {len(hosts)} host is not highly available: list at least "
+            f"{MIN_HA_HOSTS} image-library hosts in pcd-imagelib-ha:hosts (only a lab, "
+            "pcd-imagelib-ha:lab: true, may run with one)",
         ))
 
     # --- shared storage ----------------------------------------------------------------------------

@@ -178,7 +178,7 @@ class ImageLibraryRolesProvider(CloudConfiguredProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = ResmgrClient(self.session(), region=self._region(props))
         members = []
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             for member in props.get("members") or []:
                 host = client.get_host(str(member["host_id"]))
                 live = dict(member)
@@ -211,7 +211,7 @@ class ImageLibraryRolesProvider(CloudConfiguredProvider):
             owned = bool(before["owned"]) if before is not None else not want["held_before"]
             return converge_host(client, waiter, want, owned=owned)
 
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             return _run_all(wanted_hosts(inputs), one, "assigning the image-library role")
 
     def _remove_owned(self, inputs: Mapping[str, Any], members: Sequence[Mapping[str, Any]]) -> None:
@@ -230,7 +230,7 @@ class ImageLibraryRolesProvider(CloudConfiguredProvider):
             if host is not None and host.has_image_library:
                 waiter.remove_and_wait(host.id, host.hostname)
 
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             _run_all(owned, remove, "removing the image-library role")
 
     @staticmethod

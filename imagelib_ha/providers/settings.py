@@ -66,8 +66,12 @@ INPUT_KEYS = (
     "volume_type",
     "shared",
     "hosts",
+    "lab",
+    "migration_ack",
 )
-INPUT_DEFAULTS: dict[str, Any] = {"hosts": []}
+INPUT_DEFAULTS: dict[str, Any] = {"hosts": [], "lab": False, "migration_ack": None}
+# A change of these on a live library moves where Glance looks for every image.
+STORE_INPUTS = ("backend", "mount_path", "volume_type")
 OUTPUT_KEYS = ("glance_store_config", "blueprint_storage", "blueprint_shared")
 
 
@@ -169,6 +173,38 @@ def _field_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
     return failures
 
 
+def _migration_failures(olds: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[CheckFailure]:
+    """A store change on a live library, refused unless ``migration_ack`` names the new target.
+
+    ``olds`` are the inputs the resource was last deployed with (empty for a new library, and a region
+    change is a new library). Glance records each image's absolute location (a path under the store,
+    or a Cinder volume): pointing the hosts elsewhere leaves every existing image unreadable.
+    """
+    if not olds or any(is_unknown(inputs.get(k)) for k in STORE_INPUTS):
+        return []
+    old_target = blueprint_storage_value(
+        str(olds.get("backend")), mount_path=olds.get("mount_path"), volume_type=olds.get("volume_type")
+    )
+    new_target = blueprint_storage_value(
+        str(inputs["backend"]), mount_path=inputs["mount_path"], volume_type=inputs["volume_type"]
+    )
+    if olds.get("backend") == inputs["backend"] and old_target == new_target:
+        return []
+    if inputs.get("migration_ack") == new_target:
+        return []
+    prop = "backend" if olds.get("backend") != inputs["backend"] else (
+        "volume_type" if inputs["backend"] == "cinder" else "mount_path"
+    )
+    return [CheckFailure(
+        prop,
+        f"moving the image store of a live library from {olds.get('backend')} '{old_target}' to "
+        f"{inputs['backend']} '{new_target}' would leave every existing image unreadable (Glance records "
+        "each image's absolute location). Migrate first: copy the store's data to the new target (or "
+        "re-upload the images), then set pcd-imagelib-ha:storage.acknowledgeMigrationTo to "
+        f"'{new_target}' and run up again. Nothing was changed.",
+    )]
+
+
 class ImageLibrarySettingsProvider(CloudConfiguredProvider):
     """Writes the region blueprint's image-library storage fields and renders the Glance store config.
 
@@ -176,9 +212,9 @@ class ImageLibrarySettingsProvider(CloudConfiguredProvider):
     session.
     """
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = _inputs(news)
-        failures = self.cloud_failures() + _field_failures(inputs)
+        failures = self.cloud_failures() + _field_failures(inputs) + _migration_failures(olds, inputs)
         failures += [
             CheckFailure(prop, reason)
             for prop, reason in ha_prerequisite_failures(
@@ -186,6 +222,7 @@ class ImageLibrarySettingsProvider(CloudConfiguredProvider):
                 backend=inputs["backend"],
                 hosts=inputs["hosts"],
                 mount_path=inputs["mount_path"],
+                lab=inputs["lab"],
             )
         ]
         return CheckResult(inputs, failures)
@@ -207,7 +244,7 @@ class ImageLibrarySettingsProvider(CloudConfiguredProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         client = self._client(inputs)
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             blueprint = client.get_blueprint(inputs["blueprint"])
         if blueprint is None:
             return ReadResult(id_="", outs={})
@@ -239,7 +276,7 @@ class ImageLibrarySettingsProvider(CloudConfiguredProvider):
         )
         shared = bool(inputs["shared"])
         client = self._client(inputs)
-        with self.rejected_credentials_explained():
+        with self.cloud_errors_explained():
             change = client.set_image_library_storage(
                 inputs["blueprint"], storage=str(storage), shared=shared
             )
