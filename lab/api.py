@@ -253,13 +253,36 @@ class Lab:
         }
 
     def env(self) -> dict[str, str]:
+        """What python-openstackclient (and the lab stack) need: ``OS_*`` with the password, and the
+        ``clouds.yaml`` the lab writes (entry ``pcd-lab``) for ``openstack --os-cloud pcd-lab``."""
         cfg = self.config
         a = cfg.admin
         return {
             "OS_AUTH_URL": cfg.auth_url, "OS_REGION_NAME": REGION_ONE, "OS_USERNAME": a.username,
+            "OS_PASSWORD": a.password, "OS_IDENTITY_API_VERSION": "3",
             "OS_PROJECT_NAME": a.project_name, "OS_USER_DOMAIN_NAME": a.user_domain_name,
             "OS_PROJECT_DOMAIN_NAME": a.project_domain_name, "PCD_LAB_PASSWORD": a.password,
+            "OS_CLIENT_CONFIG_FILE": str(self.write_clouds_yaml()),
         }
+
+    def write_clouds_yaml(self) -> Path:
+        """Write ``<state>/clouds.yaml`` with the entry ``pcd-lab`` (owner-only: it holds the password)."""
+        cfg = self.config
+        a = cfg.admin
+        entry = {
+            "auth": {
+                "auth_url": cfg.auth_url, "username": a.username, "password": a.password,
+                "project_name": a.project_name, "user_domain_name": a.user_domain_name,
+                "project_domain_name": a.project_domain_name,
+            },
+            "region_name": REGION_ONE, "identity_api_version": 3, "interface": "public",
+        }
+        path = self.state_dir / "clouds.yaml"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"clouds": {"pcd-lab": entry}}, indent=2))  # JSON is YAML
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+        return path
 
     # ---- control calls --------------------------------------------------------------------------
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None,
