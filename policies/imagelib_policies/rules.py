@@ -161,9 +161,12 @@ def tls_verification_validator(args: ResourceValidationArgs, report_violation: R
     if not is_provider and args.resource_type != tokens.HA:
         return
     stack = urn_stack(args.urn)
-    if stack in config.allowed_insecure_stacks(args.get_config()):
+    values = plain(args.props)
+    if as_bool(prop(values, "insecure")) is not True:
         return
-    if as_bool(prop(plain(args.props), "insecure")) is not True:
+    if not is_provider and as_bool(prop(values, "lab")) is True:
+        return  # the deployment says it is a lab (pcd-imagelib-ha:lab), whatever the stack is called
+    if is_provider and stack in config.allowed_insecure_stacks(args.get_config()):
         return
     if is_provider:
         report_violation(
@@ -176,15 +179,16 @@ def tls_verification_validator(args: ResourceValidationArgs, report_violation: R
         report_violation(
             f"ImageLibraryHA '{args.name}' disables TLS verification (pcd-imagelib-ha:cloud.insecure) in "
             f"stack '{stack}'. Set pcd-imagelib-ha:cloud.insecure to false and "
-            "pcd-imagelib-ha:cloud.caBundle to the region's CA bundle, or add the stack to this policy's "
-            "allowedStacks if it is a lab.",
+            "pcd-imagelib-ha:cloud.caBundle to the region's CA bundle, or set pcd-imagelib-ha:lab: true "
+            "if it is a lab.",
             None,
         )
 
 
 tls_verification: Final = ResourceValidationPolicy(
     name="tls-verification",
-    description="OpenStack providers and image-library cloud settings verify TLS, except in allowed stacks.",
+    description="Image-library cloud settings verify TLS except in a lab; OpenStack providers except in "
+    "allowed stacks.",
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=config.TLS_VERIFICATION_SCHEMA,
     validate=tls_verification_validator,
