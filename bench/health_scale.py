@@ -26,8 +26,8 @@ from typing import Any
 from bench.cpu import ProcessGroupCpu, pid_from_file
 from bench.labs import admin_session
 from bench.report import Report, Row
-from imagelib_ha.client import health
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HostReport, RoleHost
+from imagelib_ha.client.health_report import MAX_WORKERS, map_hosts
 from lab.api import Lab
 
 ROUNDS = 9
@@ -93,7 +93,7 @@ def bench_health(lab: Lab, report: Report, counts: tuple[int, ...] = (1, 3, 8)) 
                 server_before = {part: servers[part].seconds() for part in SERVER_PARTS}
                 cpu_started = time.process_time()
                 started = time.monotonic()
-                rows = health._map(check, hosts, sequential=checker.sequential)
+                rows = map_hosts(check, hosts, sequential=checker.sequential)
                 times[mode].append(time.monotonic() - started)
                 times[f"{mode}-cpu-client"].append(time.process_time() - cpu_started)
                 for part in SERVER_PARTS:
@@ -136,7 +136,7 @@ def bench_health(lab: Lab, report: Report, counts: tuple[int, ...] = (1, 3, 8)) 
                        "max(client CPU, all CPU / cores), with the sequential mode's CPU: "
                        "no concurrency goes below it"))
         details[str(count)] = times
-    workers = min(health.MAX_WORKERS, max(counts))
+    workers = min(MAX_WORKERS, max(counts))
     report.add(Row("health", f"thread pool start-up ({workers} threads, one no-op each)",
                    pool_startup_seconds(workers) * 1000, "ms", "", None, "(reference)", None, "median of 20"))
     report.details["health"] = details
