@@ -97,7 +97,8 @@ def test_every_input_with_a_non_default_value_passes_check_and_diffs_as_unchange
 def test_a_bad_cloud_config_is_a_check_failure_naming_the_key_not_a_dead_provider() -> None:
     provider, _, news = CASES["ImageLibraryRoleBaseline"]
     with ProviderServer(provider) as server:
-        server.configure({"pcd-imagelib-ha:cloud": json.dumps({"region": "Region7", "passwordEnv": "NOPE_X"})})
+        bad = {"region": "Region7", "passwordEnv": "NOPE_X"}
+        server.configure({"pcd-imagelib-ha:cloud": json.dumps(bad)})
         checked = server.check(dynamic_urn("pulumi-python:dynamic/imagelib:ImageLibraryRoleBaseline", "b"),
                                {}, news)
     assert [p for p, _ in checked.failures] == ["cloud"]
