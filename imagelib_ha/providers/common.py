@@ -8,6 +8,7 @@ Kept free of import-time side effects: the provider process imports this module 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -76,6 +77,21 @@ def diff_inputs(
         replaces=replaces,
         stables=stables,
         delete_before_replace=delete_before_replace,
+    )
+
+
+def host_expectations(hosts: Any) -> Any:
+    """What a configured host list says about the library, however its hosts are spelt or ordered.
+
+    The sorted ``(region, mount_path)`` of the entries: the settings and the health check judge those
+    (and how many there are); which hosts they are is compared by resmgr id where it matters (the
+    roles, the health check's ``role_host_ids``). So re-spelling a host (hostname <-> id) or reordering
+    the list is no change to them.
+    """
+    if not isinstance(hosts, list) or contains_unknown(hosts):
+        return hosts
+    return sorted(
+        json.dumps([h.get("region"), h.get("mount_path")] if isinstance(h, Mapping) else h) for h in hosts
     )
 
 

@@ -19,7 +19,6 @@ Latency is printed (stderr), never stored: refresh shows drift only when somethi
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from imagelib_ha.providers.common import (
     contains_unknown,
     diff_inputs,
     fill_defaults,
+    host_expectations,
     inputs_with_defaults,
     is_unknown,
     whole_number,
@@ -68,8 +68,6 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "log_path": None,
     "lab": False,
 }
-# Lists whose order means nothing: reordering the hosts in the config is no change to the library.
-UNORDERED_INPUTS = ("role_host_ids", "hosts")
 INPUT_KEYS = ("region", *INPUT_DEFAULTS)
 
 # Output-only keys: seeded with None so each exists as an attribute on the resource object.
@@ -195,11 +193,11 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old_inputs = fill_defaults({k: olds.get(k) for k in INPUT_KEYS}, INPUT_DEFAULTS)
         new_inputs = {k: news.get(k) for k in INPUT_KEYS}
-        for key in UNORDERED_INPUTS:
-            for values in (old_inputs, new_inputs):
-                listed = values[key]
-                if isinstance(listed, list) and not contains_unknown(listed):
-                    values[key] = sorted(listed, key=lambda v: json.dumps(v, sort_keys=True))
+        for values in (old_inputs, new_inputs):
+            ids = values["role_host_ids"]
+            if isinstance(ids, list) and not contains_unknown(ids):
+                values["role_host_ids"] = sorted(str(i) for i in ids)
+            values["hosts"] = host_expectations(values["hosts"])
         return diff_inputs(old_inputs, new_inputs, stored=olds)
 
     def create(self, props: dict[str, Any]) -> CreateResult:

@@ -46,6 +46,7 @@ from imagelib_ha.providers.access import CloudConfiguredProvider
 from imagelib_ha.providers.common import (
     SeededResource,
     diff_inputs,
+    host_expectations,
     inputs_with_defaults,
     is_unknown,
 )
@@ -230,6 +231,9 @@ class ImageLibrarySettingsProvider(CloudConfiguredProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old_inputs = {k: olds[k] for k in INPUT_KEYS if k in olds}
         new_inputs = {k: news[k] for k in INPUT_KEYS if k in news}
+        for values in (old_inputs, new_inputs):
+            if "hosts" in values:
+                values["hosts"] = host_expectations(values["hosts"])
         # Another region or blueprint is another object: replace (the old one's delete writes nothing).
         return diff_inputs(old_inputs, new_inputs, replace_on=("region", "blueprint"), stored=olds)
 
