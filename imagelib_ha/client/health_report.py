@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from imagelib_ha.client.data_dir import same_data_dir
 from imagelib_ha.client.glance import GlanceError, is_default_store
 
 MAX_WORKERS = 8
@@ -67,7 +68,7 @@ class ExpectedStore:
         if self.type == "file":
             actual = str(props.get("data_dir") or "").rstrip("/")
             expected = str(self.data_dir).rstrip("/")
-            if actual != expected:
+            if not same_data_dir(actual, expected):
                 return (f"file store data_dir is {actual or '(unset)'!r}, expected {expected!r}: mount the "
                         f"shared storage at {expected} and set filesystem_store_datadir to it")
             return None

@@ -14,6 +14,7 @@ from keystoneauth1 import exceptions as ks_exc
 from pulumi.dynamic import CheckFailure
 
 from imagelib_ha.client.catalog import image_cluster_endpoints, normalize_endpoint
+from imagelib_ha.client.data_dir import same_data_dir
 from imagelib_ha.client.errors import HostRegionMismatch, MountPathMismatch, PcdError, RoleConflictTimeout
 from imagelib_ha.client.resmgr import ResmgrClient, ResmgrHost
 from imagelib_ha.client.roles import RoleWaiter
@@ -144,15 +145,14 @@ def _withdraw(client: ResmgrClient, host: ResmgrHost, exc: PcdError) -> None:
 
 
 def check_mount_path(client: ResmgrClient, host: ResmgrHost, expected: str | None) -> None:
-    """The host's reported ``filesystem_store_datadir`` is ``expected`` or below it."""
+    """The host's reported ``filesystem_store_datadir`` is ``expected`` (``client.data_dir``'s rule)."""
     if not expected:
         return
     settings = client.get_glance_role_settings(host.id) or {}
     actual = settings.get("filesystem_store_datadir")
     if not actual:
         return  # a Cinder-backed host, or a PCD release that does not report role settings
-    actual_norm, expected_norm = posixpath.normpath(str(actual)), posixpath.normpath(expected)
-    if actual_norm != expected_norm and not actual_norm.startswith(expected_norm.rstrip("/") + "/"):
+    if not same_data_dir(str(actual), expected):
         raise MountPathMismatch(hostname=host.label, host_id=host.id, actual=actual, expected=expected)
 
 
