@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from cloud_config import cloud_config
 from keystoneauth1 import session as ks_session
 
 from imagelib_ha.client.glance import GlanceHost
@@ -16,8 +17,13 @@ from lab.api import Lab
 
 
 def cloud_of(status: dict[str, Any]) -> dict[str, Any]:
-    """The lab admin's credentials as a dynamic resource's ``cloud`` input."""
+    """The lab admin's credentials as ``client.session.CloudAccess`` keys."""
     return {"auth_url": status["auth_url"], "region": status["region"], **status["admin"]}
+
+
+def stack_config_of(status: dict[str, Any]) -> dict[str, str]:
+    """The stack config the engine sends a provider's ``Configure`` for the lab: the admin's cloud."""
+    return cloud_config(cloud_of(status))
 
 
 def session_of(status: dict[str, Any]) -> ks_session.Session:

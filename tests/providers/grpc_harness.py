@@ -7,11 +7,15 @@ by name in this separate process. That is the point of the contract test: a prov
 pickle, or whose module cannot be imported (or has import-time side effects), fails here and not
 first in front of an operator.
 
+The providers read their cloud access from the stack config the engine sends to ``Configure``
+(``{"pcd-imagelib-ha:cloud": "<JSON>"}``: namespaced keys, every value a string). Every number in a
+property struct crosses as a protobuf double, as under the engine: an integer input arrives as ``2.0``.
+
 Usage::
 
     with ProviderServer(MyProvider()) as server:
-        server.configure()
-        checked = server.check(urn, {}, {"host": "h1", ...})
+        server.configure({"pcd-imagelib-ha:cloud": json.dumps({"authUrl": ..., "region": ...})})
+        checked = server.check(urn, {}, {"hosts": [...], ...})
         created = server.create(urn, checked.inputs)
         server.delete(created.id, urn, created.outputs)
 """
@@ -195,7 +199,11 @@ class ProviderServer:
             raise ProviderCallError(method, exc.code(), exc.details() or "") from None
 
     def configure(self, variables: Mapping[str, str] | None = None) -> None:
-        """Send the stack config as the engine does (``args`` = the config, no secrets accepted)."""
+        """Send the stack config as the engine does (``args`` = the config, no secrets accepted).
+
+        ``variables`` maps namespaced keys to strings (objects as JSON), e.g.
+        ``{"pcd-imagelib-ha:cloud": json.dumps({...camelCase keys...})}``.
+        """
         self._call(
             "Configure",
             provider_pb2.ConfigureRequest(
@@ -252,11 +260,14 @@ class ProviderServer:
 
 
 @contextmanager
-def serve(provider: ResourceProvider, **kwargs: Any) -> Iterator[ProviderServer]:
-    """Start a provider server, configure it with an empty stack config, stop it at the end."""
+def serve(
+    provider: ResourceProvider, *, config: Mapping[str, str] | None = None, **kwargs: Any
+) -> Iterator[ProviderServer]:
+    """Start a provider server, configure it with the stack config ``config`` (empty when None), stop it
+    at the end."""
     server = ProviderServer(provider, **kwargs).start()
     try:
-        server.configure()
+        server.configure(config)
         yield server
     finally:
         server.stop()

@@ -1,5 +1,6 @@
-"""ImageLibraryHealth provider without a cloud: check (inputs and HA prerequisites), diff, and read
-that only probes (requests-mock resmgr and Glance)."""
+"""ImageLibraryHealth provider without a cloud: check (inputs and HA prerequisites, numbers as the
+engine sends them), diff (old state of 0.1 included), and read that only probes (requests-mock resmgr
+and Glance)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 import pytest
 import requests
 import requests_mock
+from cloud_config import configured
 from keystone_fake import token_body
 from pulumi.output import Unknown
 
-from imagelib_ha.providers.common import PROVIDER_VERSION
 from imagelib_ha.providers.health import ImageLibraryHealthProvider
 
 AUTH_URL = "http://keystone.test/v3"
@@ -23,9 +24,14 @@ CLOUD = {"auth_url": AUTH_URL, "region": "RegionOne", "username": "admin", "pass
 MOUNT = "/var/opt/imagelibrary/data"
 
 
+def provider() -> ImageLibraryHealthProvider:
+    """The provider as the engine hands it over: configured with the stack's cloud config."""
+    return configured(ImageLibraryHealthProvider(), CLOUD)
+
+
 def news(**changes: Any) -> dict[str, Any]:
     return {
-        "cloud": CLOUD, "region": "RegionOne", "role_host_ids": ["h1", "h2"],
+        "region": "RegionOne", "role_host_ids": ["h1", "h2"],
         "hosts": [{"host": "host-1", "region": "RegionOne", "mount_path": MOUNT},
                   {"host": "host-2", "region": "RegionOne", "mount_path": MOUNT}],
         "backend": "nfs", "expected_store": {"type": "file", "data_dir": MOUNT}, **changes,
@@ -33,21 +39,31 @@ def news(**changes: Any) -> dict[str, Any]:
 
 
 def failures(**changes: Any) -> dict[str, str]:
-    result = ImageLibraryHealthProvider().check({}, news(**changes))
+    result = provider().check({}, news(**changes))
     return {f.property: f.reason for f in result.failures}
 
 
 def test_check_fills_defaults() -> None:
-    result = ImageLibraryHealthProvider().check({}, news())
+    result = provider().check({}, news())
     assert result.failures == []
     inputs = result.inputs
     assert (inputs["probe_timeout"], inputs["deadline"], inputs["canary"], inputs["audit_images"]) == (
         5, 120, True, False)
-    assert inputs["min_healthy"] is None and inputs["provider_version"] == PROVIDER_VERSION
+    assert inputs["min_healthy"] is None
+    assert "cloud" not in inputs and "provider_version" not in inputs
+
+
+def test_min_healthy_as_the_double_the_engine_sends_is_accepted_and_used_as_a_whole_number() -> None:
+    result = provider().check({}, news(min_healthy=2.0, probe_timeout=5.0, deadline=120.0))
+    assert result.failures == []
+    assert result.inputs["min_healthy"] == 2 and type(result.inputs["min_healthy"]) is int
+    assert failures(min_healthy=2.5) == {"min_healthy": "must be a whole number"}
+    assert "only 2 hosts hold the role" in failures(min_healthy=3.0)["min_healthy"]
 
 
 def test_check_unknowns_pass_at_preview() -> None:
-    assert failures(cloud=Unknown(), role_host_ids=[Unknown(), Unknown()], expected_store=Unknown()) == {}
+    assert failures(role_host_ids=[Unknown(), Unknown()], expected_store=Unknown()) == {}
+    assert failures(role_host_ids=Unknown(), hosts=Unknown(), min_healthy=Unknown()) == {}
 
 
 def test_check_refuses_two_regions() -> None:
@@ -69,21 +85,49 @@ def test_check_refuses_differing_mount_paths() -> None:
 
 def test_check_names_bad_inputs_without_secrets() -> None:
     found = failures(expected_store={"type": "nfs"}, min_healthy=3, probe_timeout=0, canary="yes",
-                     backend="ceph", cloud={**CLOUD, "username": None})
-    assert sorted(found) == ["backend", "canary", "cloud", "expected_store", "min_healthy", "probe_timeout"]
+                     backend="ceph")
+    assert sorted(found) == ["backend", "canary", "expected_store", "min_healthy", "probe_timeout"]
     assert "only 2 hosts hold the role" in found["min_healthy"]
     assert PASSWORD not in " ".join(found.values())
 
 
+def test_a_bad_cloud_config_fails_check_on_cloud_without_the_password() -> None:
+    health = configured(ImageLibraryHealthProvider(), {**CLOUD, "auth_url": "keystone.test"})
+    found = {f.property: f.reason for f in health.check({}, news()).failures}
+    assert list(found) == ["cloud"] and "pcd-imagelib-ha:cloud.authUrl" in found["cloud"]
+    assert PASSWORD not in found["cloud"]
+
+
 def test_diff_never_replaces_and_revalidate_forces_an_update() -> None:
-    checked = ImageLibraryHealthProvider().check({}, news()).inputs
+    health = provider()
+    checked = health.check({}, news()).inputs
     olds = {**checked, "report": [], "serving_count": 2, "endpoints": [], "__provider": "old"}
-    provider = ImageLibraryHealthProvider()
-    assert provider.diff("id", olds, {**checked, "__provider": "new"}).changes is False
-    again = provider.diff("id", olds, {**checked, "revalidate": "2026-11-25"})
+    assert health.diff("id", olds, {**checked, "__provider": "new"}).changes is False
+    again = health.diff("id", olds, {**checked, "revalidate": "2026-11-25"})
     assert (again.changes, again.replaces) == (True, [])
-    more_hosts = provider.diff("id", olds, {**checked, "role_host_ids": ["h1", "h2", "h3"]})
+    more_hosts = health.diff("id", olds, {**checked, "role_host_ids": ["h1", "h2", "h3"]})
     assert (more_hosts.changes, more_hosts.replaces) == (True, [])
+    # Numbers as doubles, and hosts in another order, are the same library.
+    same = health.check({}, news(probe_timeout=5.0, deadline=120.0, role_host_ids=["h2", "h1"],
+                                 hosts=list(reversed(news()["hosts"])))).inputs
+    assert health.diff("id", olds, same).changes is False
+
+
+def test_state_of_the_earlier_release_updates_in_place_and_drops_cloud_and_provider_version(
+    mock: requests_mock.Mocker,
+) -> None:
+    """0.1 stored the credentials (``cloud``) and ``provider_version`` with every resource."""
+    health = provider()
+    checked = health.check({}, news(canary=False, deadline=5)).inputs
+    old = {**checked, "cloud": {**CLOUD, "password": "the-0.1-password"}, "provider_version": "1",
+           "report": [], "serving_count": 2, "endpoints": []}
+    diff = health.diff("imagelib-health-RegionOne", old, checked)
+    assert (diff.changes, diff.replaces) == (True, [])
+    outs = health.update("imagelib-health-RegionOne", old, checked).outs
+    assert "cloud" not in outs and "provider_version" not in outs
+    assert "the-0.1-password" not in repr(outs) and PASSWORD not in repr(outs)
+    assert outs["serving_count"] == 2
+    assert health.diff("imagelib-health-RegionOne", outs, checked).changes is False
 
 
 TOKEN = token_body([
@@ -115,10 +159,10 @@ def mock() -> Iterator[requests_mock.Mocker]:
 
 
 def test_read_only_probes_and_reports_a_dead_host_as_drift(mock: requests_mock.Mocker) -> None:
-    inputs = ImageLibraryHealthProvider().check({}, news()).inputs
+    inputs = provider().check({}, news()).inputs
     olds = {**inputs, "report": [], "serving_count": 2, "endpoints": ["http://h1.test:9494", "http://h2.test:9494"]}
     mock.get("http://h2.test:9494/healthcheck", exc=requests.exceptions.ConnectionError("Connection refused"))
-    result = ImageLibraryHealthProvider().read("imagelib-health-RegionOne", olds)
+    result = provider().read("imagelib-health-RegionOne", olds)
     assert result.id == "imagelib-health-RegionOne"
     assert [(r["hostname"], r["status"]) for r in result.outs["report"]] == [("host-1", "serving"),
                                                                               ("host-2", "down")]

@@ -62,8 +62,16 @@ def test_local_storage_with_several_hosts_is_refused() -> None:
     assert "'local' storage cannot serve 3 image-library hosts" in failures[0][1]
 
 
-def test_local_storage_with_one_host_is_allowed() -> None:
-    assert ha_prerequisite_failures(**good(backend="local", hosts=hosts(("a", "RegionOne", MOUNT)))) == []
+def test_local_storage_with_one_host_is_allowed_in_a_lab() -> None:
+    one = hosts(("a", "RegionOne", MOUNT))
+    assert ha_prerequisite_failures(**good(backend="local", hosts=one, lab=True)) == []
+
+
+def test_fewer_than_two_hosts_are_refused_outside_a_lab() -> None:
+    failures = ha_prerequisite_failures(**good(hosts=hosts(("a", "RegionOne", MOUNT))))
+    assert [p for p, _ in failures] == ["hosts"]
+    assert "at least 2" in failures[0][1] and "pcd-imagelib-ha:lab" in failures[0][1]
+    assert ha_prerequisite_failures(**good(hosts=hosts(("a", "RegionOne", MOUNT)), lab=True)) == []
 
 
 def test_a_differing_mount_path_names_host_and_both_paths() -> None:
@@ -113,7 +121,11 @@ def test_provider_modules_import_without_side_effects() -> None:
     code = (
         "import threading\n"
         "before = threading.active_count()\n"
+        "import imagelib_ha.providers.access, imagelib_ha.providers.common\n"
+        "import imagelib_ha.providers.roles, imagelib_ha.providers.role_host\n"
+        "import imagelib_ha.providers.baseline\n"
         "import imagelib_ha.providers.role, imagelib_ha.providers.settings, imagelib_ha.providers.prereqs\n"
+        "import imagelib_ha.providers.health, imagelib_ha.providers.image\n"
         "assert threading.active_count() == before, threading.enumerate()\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

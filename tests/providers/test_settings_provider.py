@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests_mock
+from cloud_config import configured
 from keystone_fake import token_body
 from pulumi.output import Unknown
 
@@ -53,15 +54,20 @@ def host(name: str, region: str | None = "RegionOne", mount: str | None = MOUNT)
     return {"host": name, "region": region, "mount_path": mount}
 
 
+def provider() -> ImageLibrarySettingsProvider:
+    """The provider as the engine hands it over: configured with the stack's cloud config."""
+    return configured(ImageLibrarySettingsProvider(), CLOUD)
+
+
 def news(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"cloud": CLOUD, "region": "RegionOne", "backend": "nfs", "mount_path": MOUNT,
+    base: dict[str, Any] = {"region": "RegionOne", "backend": "nfs", "mount_path": MOUNT,
                             "hosts": [host("node-1"), host("node-2"), host("node-3")]}
     base.update(changes)
     return base
 
 
 def checked(**changes: Any) -> dict[str, Any]:
-    result = ImageLibrarySettingsProvider().check({}, news(**changes))
+    result = provider().check({}, news(**changes))
     assert result.failures == []
     return result.inputs
 
@@ -82,24 +88,26 @@ def test_check_fills_defaults() -> None:
         ({"hosts": [host("node-1"), host("r2", region="RegionTwo")]}, "hosts", "'r2' in 'RegionTwo'"),
         ({"hosts": [host("node-1"), host("node-2", mount="/mnt/x")]}, "hosts", "'node-2' at '/mnt/x'"),
         ({"backend": "s3"}, "backend", "must be one of nfs, cinder, local"),
-        ({"mount_path": "data", "hosts": [host("node-1", mount=None)]}, "mount_path",
+        ({"mount_path": "data", "hosts": [host("node-1", mount=None)], "lab": True}, "mount_path",
          "pcd-imagelib-ha:storage.nfs.mountPath"),
         ({"backend": "cinder", "mount_path": None}, "volume_type", "storage.cinder.volumeType"),
-        ({"backend": "local", "hosts": [host("node-1")], "shared": True}, "shared", "not shared"),
+        ({"backend": "local", "hosts": [host("node-1")], "shared": True, "lab": True}, "shared",
+         "not shared"),
+        ({"hosts": [host("node-1")]}, "hosts", "at least 2 image-library hosts"),
     ],
 )
 def test_check_refuses(changes: dict[str, Any], prop: str, fragment: str) -> None:
-    failures = ImageLibrarySettingsProvider().check({}, news(**changes)).failures
+    failures = provider().check({}, news(**changes)).failures
     assert [f.property for f in failures] == [prop]
     assert fragment in failures[0].reason
     assert PASSWORD not in failures[0].reason
 
 
 def test_check_lets_unknowns_through() -> None:
-    result = ImageLibrarySettingsProvider().check({}, news(cloud=Unknown(), mount_path=Unknown(),
-                                                           hosts=[{"host": Unknown(), "region": Unknown(),
-                                                                   "mount_path": Unknown()}]))
+    unknown_host = {"host": Unknown(), "region": Unknown(), "mount_path": Unknown()}
+    result = provider().check({}, news(mount_path=Unknown(), hosts=[unknown_host, unknown_host]))
     assert result.failures == []
+    assert provider().check({}, news(hosts=Unknown(), backend=Unknown(), region=Unknown())).failures == []
 
 
 # --- rendering ---------------------------------------------------------------------------------------
@@ -125,7 +133,7 @@ def test_rendered_store_sections() -> None:
 def test_create_writes_only_the_image_library_fields(m: Any) -> None:
     m.get(f"{RESMGR}/v2/blueprint/RegionOne", json=BLUEPRINT)
     m.put(f"{RESMGR}/v2/blueprint/RegionOne", status_code=200)
-    result = ImageLibrarySettingsProvider().create(checked())
+    result = provider().create(checked())
     assert calls(m) == [("POST", "/v3/auth/tokens"), ("GET", "/resmgr/v2/blueprint/RegionOne"),
                         ("PUT", "/resmgr/v2/blueprint/RegionOne")]
     assert m.request_history[-1].json() == {**BLUEPRINT, "imageLibraryStorage": MOUNT,
@@ -133,15 +141,15 @@ def test_create_writes_only_the_image_library_fields(m: Any) -> None:
     assert result.id == "RegionOne/RegionOne"
     assert result.outs["blueprint_storage"] == MOUNT and result.outs["blueprint_shared"] is True
     assert f"filesystem_store_datadir = {MOUNT}" in result.outs["glance_store_config"]
-    assert result.outs["cloud"] == CLOUD
+    assert "cloud" not in result.outs and PASSWORD not in repr(result.outs)
 
 
 def test_cinder_settings_write_the_volume_type_in_the_settings_region(m: Any) -> None:
     m.get(f"{RESMGR_R2}/v2/blueprint/RegionTwo", json={**BLUEPRINT, "name": "RegionTwo"})
     m.put(f"{RESMGR_R2}/v2/blueprint/RegionTwo", status_code=204)
     inputs = checked(region="RegionTwo", backend="cinder", mount_path=None, volume_type="ha-images",
-                     hosts=[host("a", "RegionTwo", None)])
-    result = ImageLibrarySettingsProvider().update("RegionTwo/RegionTwo", {}, inputs)
+                     hosts=[host("a", "RegionTwo", None), host("b", "RegionTwo", None)])
+    result = provider().update("RegionTwo/RegionTwo", {}, inputs)
     assert m.request_history[-1].json()["imageLibraryStorage"] == "ha-images"
     assert "cinder_volume_type = ha-images" in result.outs["glance_store_config"]
     assert m.request_history[-1].hostname == "mgmt-r2.test"
@@ -150,38 +158,62 @@ def test_cinder_settings_write_the_volume_type_in_the_settings_region(m: Any) ->
 def test_missing_blueprint_is_a_clear_error(m: Any) -> None:
     m.get(f"{RESMGR}/v2/blueprint/RegionOne", status_code=404)
     with pytest.raises(BlueprintNotFound, match="Blueprint 'RegionOne' does not exist"):
-        ImageLibrarySettingsProvider().create(checked())
+        provider().create(checked())
 
 
 def test_read_reports_drift_in_place_of_the_inputs(m: Any) -> None:
     m.get(f"{RESMGR}/v2/blueprint/RegionOne", json={**BLUEPRINT, "imageLibraryStorage": "/mnt/changed",
                                                     "imageLibrarySharedStorage": True})
-    provider = ImageLibrarySettingsProvider()
+    settings = provider()
     state = {**checked(), "glance_store_config": "x", "blueprint_storage": MOUNT, "blueprint_shared": True}
-    result = provider.read("RegionOne/RegionOne", state)
+    result = settings.read("RegionOne/RegionOne", state)
     assert result.id == "RegionOne/RegionOne"
     assert result.outs["blueprint_storage"] == "/mnt/changed" and result.outs["mount_path"] == "/mnt/changed"
     assert "filesystem_store_datadir = /mnt/changed" in result.outs["glance_store_config"]
     # the next `up` sees the drift and writes the configured value back
-    diff = provider.diff(result.id, result.outs, checked())
+    diff = settings.diff(result.id, result.outs, checked())
     assert diff.changes is True and diff.replaces == []
 
 
 def test_read_of_a_vanished_blueprint_is_gone(m: Any) -> None:
     m.get(f"{RESMGR}/v2/blueprint/RegionOne", text="null")
-    assert ImageLibrarySettingsProvider().read("RegionOne/RegionOne", checked()).id == ""
+    assert provider().read("RegionOne/RegionOne", checked()).id == ""
 
 
 def test_diff_replaces_on_region_or_blueprint_only() -> None:
-    provider = ImageLibrarySettingsProvider()
+    settings = provider()
     state = {**checked(), "glance_store_config": "x", "blueprint_storage": MOUNT, "blueprint_shared": True,
              "__provider": "old"}
-    assert provider.diff("id", state, {**checked(), "__provider": "new"}).changes is False
-    assert provider.diff("id", state, checked(blueprint="other")).replaces == ["blueprint"]
-    changed = provider.diff("id", state, checked(mount_path="/srv/images", hosts=[]))
+    assert settings.diff("id", state, {**checked(), "__provider": "new"}).changes is False
+    assert settings.diff("id", state, checked(blueprint="other")).replaces == ["blueprint"]
+    changed = settings.diff("id", state, checked(hosts=[host("node-1"), host("node-2")]))
     assert changed.changes is True and changed.replaces == []
 
 
+def test_state_of_the_earlier_release_updates_in_place_and_drops_cloud_and_provider_version(m: Any) -> None:
+    """0.1 stored the credentials (``cloud``) and ``provider_version`` with every resource."""
+    m.get(f"{RESMGR}/v2/blueprint/RegionOne", json={**BLUEPRINT, "imageLibraryStorage": MOUNT,
+                                                    "imageLibrarySharedStorage": True})
+    settings = provider()
+    old = {**checked(), "cloud": {**CLOUD, "password": "the-0.1-password"}, "provider_version": "1",
+           "glance_store_config": "x", "blueprint_storage": MOUNT, "blueprint_shared": True}
+    assert settings.check(old, news()).failures == []
+    diff = settings.diff("RegionOne/RegionOne", old, checked())
+    assert (diff.changes, diff.replaces) == (True, [])
+    outs = settings.update("RegionOne/RegionOne", old, checked()).outs
+    assert "cloud" not in outs and "provider_version" not in outs
+    assert "the-0.1-password" not in repr(outs) and PASSWORD not in repr(outs)
+    assert settings.diff("RegionOne/RegionOne", outs, checked()).changes is False
+
+
+def test_a_bad_cloud_config_fails_check_on_cloud_without_the_password() -> None:
+    settings = configured(ImageLibrarySettingsProvider(), {**CLOUD, "username": None})
+    failures = settings.check({}, news()).failures
+    assert [f.property for f in failures] == ["cloud"]
+    assert "pcd-imagelib-ha:cloud.username" in failures[0].reason
+    assert PASSWORD not in failures[0].reason
+
+
 def test_delete_leaves_the_blueprint_alone(m: Any) -> None:
-    ImageLibrarySettingsProvider().delete("RegionOne/RegionOne", checked())
+    provider().delete("RegionOne/RegionOne", checked())
     assert calls(m) == []
