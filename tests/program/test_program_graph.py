@@ -1,4 +1,9 @@
-"""The program under mocks builds the expected resource graph for the lab and the example configs."""
+"""The program under mocks builds the expected resource graph for the lab and the example configs.
+
+The graph: ImageLibraryHA -> SharedImageStorage, ImageLibrarySettings, ImageLibraryHosts ->
+(ImageLibraryRoleBaseline, ImageLibraryRoles), ImageLibraryHealth (after the roles), the images (after
+the health). No dynamic resource takes credentials: the providers read them from the stack config.
+"""
 
 from __future__ import annotations
 
@@ -14,25 +19,29 @@ from program_configs import (
     with_change,
 )
 from pulumi.runtime.mocks import MockResourceArgs
+from shaped_mocks import ShapedMocks
 
-from imagelib_ha.inprocess.recording import (
-    EchoMocks,
-    ProgramRun,
-    RecordedResource,
-    run_program,
-    run_program_under_mocks,
-)
+from imagelib_ha.inprocess.recording import ProgramRun, RecordedResource
+from imagelib_ha.inprocess.recording import run_program as run_echo_program
 
 HA = "pcd-imagelib-ha:index:ImageLibraryHA"
 STORAGE = "pcd-imagelib-ha:index:SharedImageStorage"
-HOST = "pcd-imagelib-ha:index:ImageLibraryHost"
-ROLE = "pulumi-python:dynamic/imagelib:ImageLibraryRole"
+HOSTS = "pcd-imagelib-ha:index:ImageLibraryHosts"
+BASELINE = "pulumi-python:dynamic/imagelib:ImageLibraryRoleBaseline"
+ROLES = "pulumi-python:dynamic/imagelib:ImageLibraryRoles"
 SETTINGS = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
 HEALTH = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
 IMAGE = "pulumi-python:dynamic/imagelib:FailoverImage"
 VOLUME_TYPE = "openstack:blockstorage/volumeTypeV3:VolumeTypeV3"
 OPENSTACK_PROVIDER = "pulumi:providers:openstack"
-DYNAMIC = (ROLE, SETTINGS, HEALTH, IMAGE)
+DYNAMIC = (BASELINE, ROLES, SETTINGS, HEALTH, IMAGE)
+
+
+def run_program(config: dict[str, Any], *, stack: str = "lab", preview: bool = False,
+                mocks: ShapedMocks | None = None) -> ProgramRun:
+    """The program under mocks whose dynamic resources answer with provider-shaped outputs."""
+    return run_echo_program(config, stack=stack, preview=preview,
+                            mocks=mocks if mocks is not None else ShapedMocks(preview=preview))
 
 
 def one(run: ProgramRun, type_: str) -> RecordedResource:
@@ -64,33 +73,34 @@ def lab_run(lab_env: dict[str, str]) -> ProgramRun:
         (example_cinder_config, "example", 3),
     ],
 )
-def test_one_role_per_host_health_after_all_roles_images_after_health(
+def test_one_roles_resource_for_the_host_set_health_after_the_roles_images_after_health(
     lab_env: dict[str, str], make_config: Any, stack: str, expected_hosts: int
 ) -> None:
     config = make_config()
     run = run_program(config, stack=stack)
-    by_urn = run.by_urn()
     ha = one(run, HA)
+    settings = one(run, SETTINGS)
 
-    hosts = run.by_type(HOST)
-    roles = run.by_type(ROLE)
-    assert len(hosts) == len(roles) == expected_hosts
-    assert sorted(r.inputs["host"] for r in roles) == sorted(
-        h.get("hostname") or h.get("id") for h in config["hosts"]
-    )
-    for role in roles:
-        owner = by_urn[role.parent]
-        assert owner.type == HOST and owner.parent == ha.urn
-        assert role.name == f"{owner.name}-role"
-        assert owner.inputs["host"] == role.inputs["host"]
-        # A role waits for the region's image-library settings.
-        settings = one(run, SETTINGS)
-        assert settings.urn in role.dependencies
+    hosts = one(run, HOSTS)
+    baseline = one(run, BASELINE)
+    roles = one(run, ROLES)
+    assert hosts.parent == ha.urn and hosts.name == f"{ha.name}-hosts"
+    assert (baseline.parent, baseline.name) == (hosts.urn, f"{hosts.name}-baseline")
+    assert (roles.parent, roles.name) == (hosts.urn, f"{hosts.name}-roles")
+    refs = [h.get("id") or h.get("hostname") for h in config["hosts"]]
+    assert len(refs) == expected_hosts
+    assert baseline.inputs["hosts"] == refs
+    assert [h["host"] for h in roles.inputs["hosts"]] == refs
+    # The roles wait for the region's image-library settings and for the baseline, recorded before
+    # any assignment.
+    assert set(roles.dependencies) >= {settings.urn, baseline.urn}
+    assert roles.property_dependencies.get("baseline") == [baseline.urn]
+    assert baseline.dependencies == []
 
     health = one(run, HEALTH)
     assert health.parent == ha.urn
-    assert set(health.dependencies) == {r.urn for r in roles}
-    assert len(health.inputs["role_host_ids"]) == expected_hosts
+    assert set(health.dependencies) == {roles.urn}
+    assert health.property_dependencies.get("role_host_ids") == [roles.urn]
 
     images = run.by_type(IMAGE)
     assert len(images) == len(config["images"])
@@ -112,7 +122,7 @@ def test_children_are_named_after_and_parented_to_their_component(lab_run: Progr
 
 def test_type_tokens_follow_the_contract(lab_run: ProgramRun) -> None:
     types = {r.type for r in lab_run.resources}
-    assert types == {HA, STORAGE, HOST, ROLE, SETTINGS, HEALTH, IMAGE}
+    assert types == {HA, STORAGE, HOSTS, BASELINE, ROLES, SETTINGS, HEALTH, IMAGE}
 
 
 def test_component_props_carry_config_known_facts_for_policies(
@@ -127,8 +137,9 @@ def test_component_props_carry_config_known_facts_for_policies(
     assert props["host_names"] == ["lab-host-1.lab.local", "lab-host-2.lab.local", "lab-host-3.lab.local"]
     assert props["hosts"][0] == {"host": "lab-host-1.lab.local"}  # unset region and mount path: not sent
     assert props["lab"] is True and props["insecure"] is False
-    host = lab_run.by_type(HOST)[0].inputs
-    assert host["deployment"] == "imagelib-regionone"
+    hosts = one(lab_run, HOSTS).inputs
+    assert hosts["region"] == "RegionOne"
+    assert [h["host"] for h in hosts["hosts"]] == props["host_names"]
     storage = one(lab_run, STORAGE).inputs
     assert storage["backend"] == "nfs" and storage["region"] == "RegionOne"
 
@@ -193,24 +204,22 @@ def test_insecure_reaches_the_openstack_provider() -> None:
         (example_cinder_config, EXAMPLE_PASSWORD),
     ],
 )
-def test_password_is_secret_everywhere_it_appears(
+def test_no_resource_carries_credentials_but_the_openstack_provider(
     lab_env: dict[str, str], make_config: Any, password: str
 ) -> None:
     run = run_program(make_config(), stack="example")
-    carriers = 0
     for resource in run.resources:
-        for key, value in resource.inputs.items():
-            if holds(value, password):
-                carriers += 1
-                assert key in resource.secret_inputs, f"{resource.type} {resource.name}: {key} is not secret"
+        if resource.type == OPENSTACK_PROVIDER:
+            continue
+        assert not holds(resource.inputs, password), f"{resource.type} {resource.name} holds the password"
+        assert "cloud" not in resource.inputs and "provider_version" not in resource.inputs
         if resource.type in DYNAMIC:
-            assert "cloud" in resource.secret_inputs
-            assert resource.inputs["cloud"]["password"] == password
-        if resource.type in (HA, STORAGE, HOST):
-            assert not holds(resource.inputs, password)
+            # The pickled provider is the only secret input: it is a reference, no credentials.
+            assert resource.secret_inputs == {"__provider"}, (resource.type, resource.secret_inputs)
+        else:
+            assert resource.secret_inputs == frozenset(), (resource.type, resource.secret_inputs)
     for provider in run.by_type(OPENSTACK_PROVIDER):
         assert provider.inputs["password"] == password and "password" in provider.secret_inputs
-    assert carriers >= len([r for r in run.resources if r.type in DYNAMIC])
     assert not holds(run.outputs, password)
 
 
@@ -231,10 +240,15 @@ def test_image_identity_defaults_to_project_stack_name_or_the_configured_key() -
 
 def test_role_and_health_inputs_come_from_the_settings() -> None:
     run = run_program(example_nfs_config(), stack="example")
-    role = next(r for r in run.by_type(ROLE) if r.inputs["host"] == "pcd-host-01.example.com")
-    assert role.inputs["expected_region"] == "Region1"
-    assert role.inputs["expected_mount_path"] == "/var/opt/imagelibrary/data"
-    assert (role.inputs["converge_timeout"], role.inputs["poll_interval"]) == (1800, 5)
+    roles = one(run, ROLES).inputs
+    assert roles["expected_region"] == "Region1"
+    assert roles["hosts"][0] == {"host": "pcd-host-01.example.com", "region": "Region1",
+                                 "mount_path": "/var/opt/imagelibrary/data"}
+    assert (roles["converge_timeout"], roles["failed_grace"], roles["conflict_timeout"],
+            roles["poll_interval"]) == (1800, 120, 600, 5)
+    baseline = {k: v for k, v in one(run, BASELINE).inputs.items() if k != "__provider"}
+    assert baseline == {"region": "Region1", "hosts": [
+        "pcd-host-01.example.com", "pcd-host-02.example.com", "6f1c2a8e-2b7d-4a55-9d0e-3c1b7a9f4e21"]}
     health = one(run, HEALTH).inputs
     assert health["min_healthy"] == 2
     assert (health["service_unit"], health["log_path"]) == ("pf9-glance-api", "/var/log/pf9/glance-api.log")
@@ -245,10 +259,44 @@ def test_role_and_health_inputs_come_from_the_settings() -> None:
     }
 
 
+def urns(config: dict[str, Any], stack: str = "example") -> set[str]:
+    return {r.urn for r in run_program(config, stack=stack).resources}
+
+
+def test_respelling_or_reordering_hosts_changes_no_urn() -> None:
+    """A URN change is a create plus a delete at the end of the deployment: naming a host by its id
+    instead of its hostname, or listing the hosts in another order, must not change any URN."""
+    config = example_nfs_config()
+    before = urns(config)
+    respelt = with_change(config, "hosts.0", {"id": "0d9c1b7e-5a41-4e8b-a0c2-7f3e2d1c4b5a",
+                                              "region": "Region1", "mountPath": "/var/opt/imagelibrary/data"})
+    reordered = with_change(config, "hosts", list(reversed(config["hosts"])))
+    assert urns(respelt) == before
+    assert urns(reordered) == before
+    # ... while the roles do see the new spelling (their diff compares hosts by resmgr id).
+    run = run_program(respelt, stack="example")
+    assert one(run, BASELINE).inputs["hosts"][0] == "0d9c1b7e-5a41-4e8b-a0c2-7f3e2d1c4b5a"
+    assert one(run, ROLES).inputs["hosts"][0]["host"] == "0d9c1b7e-5a41-4e8b-a0c2-7f3e2d1c4b5a"
+
+
+def test_respelling_a_lab_host_changes_no_urn(lab_env: dict[str, str]) -> None:
+    config = lab_config()
+    before = urns(config, stack="lab")
+    by_id = with_change(config, "hosts.1", {"id": "host-id-of-lab-host-2"})
+    assert urns(by_id, stack="lab") == before
+    assert urns(with_change(config, "hosts", config["hosts"][::-1]), stack="lab") == before
+
+
 def test_preview_builds_the_same_graph(lab_env: dict[str, str]) -> None:
-    up = run_program_under_mocks(lab_config(), stack="lab")
-    preview = run_program_under_mocks(lab_config(), stack="lab", preview=True)
-    assert sorted((r.type, r.urn) for r in up) == sorted((r.type, r.urn) for r in preview)
+    up = run_program(lab_config(), stack="lab").resources
+    preview = run_program(lab_config(), stack="lab", preview=True).resources
+
+    def graph(records: list[RecordedResource]) -> list[tuple[str, str, list[str]]]:
+        return sorted((r.type, r.urn, sorted(r.dependencies)) for r in records)
+
+    assert graph(up) == graph(preview)
+    roles = next(r for r in preview if r.type == ROLES)
+    assert roles.inputs["baseline"] is not None  # unknown at preview, and still a dependency
 
 
 def test_runs_do_not_leak_into_each_other(lab_env: dict[str, str]) -> None:
@@ -259,7 +307,7 @@ def test_runs_do_not_leak_into_each_other(lab_env: dict[str, str]) -> None:
     assert second.by_type(VOLUME_TYPE) == []
 
 
-class RefusingMocks(EchoMocks):
+class RefusingMocks(ShapedMocks):
     """Fails the registration of every health resource, as a broken provider would."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
