@@ -24,8 +24,9 @@ SECRET = "Sup3r-S3cret-Passw0rd"  # must never appear in a violation message
 
 HA = "pcd-imagelib-ha:index:ImageLibraryHA"
 STORAGE = "pcd-imagelib-ha:index:SharedImageStorage"
-HOST = "pcd-imagelib-ha:index:ImageLibraryHost"
-ROLE = "pulumi-python:dynamic/imagelib:ImageLibraryRole"
+HOSTS = "pcd-imagelib-ha:index:ImageLibraryHosts"
+BASELINE = "pulumi-python:dynamic/imagelib:ImageLibraryRoleBaseline"
+ROLES = "pulumi-python:dynamic/imagelib:ImageLibraryRoles"
 SETTINGS = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
 HEALTH = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
 FAILOVER_IMAGE = "pulumi-python:dynamic/imagelib:FailoverImage"
@@ -35,7 +36,7 @@ OS_VOLUME_TYPE = "openstack:blockstorage/volumeTypeV3:VolumeTypeV3"
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 MOUNT = "/var/opt/imagelibrary/data"
-HOSTS = ("host-1", "host-2", "host-3")
+HOST_NAMES = ("host-1", "host-2", "host-3")
 
 
 def urn(type_chain: Sequence[str], name: str, stack: str = "prod") -> str:
@@ -43,6 +44,8 @@ def urn(type_chain: Sequence[str], name: str, stack: str = "prod") -> str:
 
 
 def cloud() -> dict[str, Any]:
+    """Credentials in the shape of the 0.1 ``cloud`` input: props no resource carries any more, for the
+    rule that no message may echo a secret whatever a resource holds."""
     return {
         "auth_url": "https://pcd.example.com/keystone/v3",
         "region": "RegionOne",
@@ -58,8 +61,10 @@ def cloud() -> dict[str, Any]:
     }
 
 
-def host_entries() -> list[dict[str, Any]]:
-    return [{"host": h, "region": "RegionOne", "mount_path": MOUNT} for h in HOSTS]
+def host_entries(regions: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``{host, region, mount_path}`` per host; ``regions`` overrides the region of some hosts."""
+    regions = regions or {}
+    return [{"host": h, "region": regions.get(h, "RegionOne"), "mount_path": MOUNT} for h in HOST_NAMES]
 
 
 def ha_props() -> dict[str, Any]:
@@ -69,8 +74,8 @@ def ha_props() -> dict[str, Any]:
         "backend": "nfs",
         "mount_path": MOUNT,
         "volume_type": None,
-        "host_count": len(HOSTS),
-        "host_names": list(HOSTS),
+        "host_count": len(HOST_NAMES),
+        "host_names": list(HOST_NAMES),
         "hosts": host_entries(),
         "insecure": False,
         "lab": False,
@@ -81,8 +86,6 @@ def ha_props() -> dict[str, Any]:
 def settings_props() -> dict[str, Any]:
     """An ImageLibrarySettings resource's inputs matching ``ha_props``."""
     return {
-        "cloud": cloud(),
-        "provider_version": "1",
         "region": "RegionOne",
         "blueprint": "RegionOne",
         "backend": "nfs",
@@ -90,7 +93,24 @@ def settings_props() -> dict[str, Any]:
         "volume_type": None,
         "shared": True,
         "hosts": host_entries(),
+        "lab": False,
+        "migration_ack": None,
         "glance_store_config": None,
+    }
+
+
+def roles_props(regions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An ImageLibraryRoles resource's inputs (its outputs too) at preview: members not known yet."""
+    return {
+        "hosts": host_entries(regions),
+        "baseline": UNKNOWN,
+        "expected_region": "RegionOne",
+        "converge_timeout": 1800,
+        "failed_grace": 120,
+        "conflict_timeout": 600,
+        "poll_interval": 5,
+        "members": UNKNOWN,
+        "host_ids": UNKNOWN,
     }
 
 
@@ -199,14 +219,18 @@ def build_stack(
     *,
     ha: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
-    role_regions: Mapping[str, Any] | None = None,
-    health_roles: Sequence[str] = HOSTS,
+    host_regions: Mapping[str, Any] | None = None,
+    hosts_component: Mapping[str, Any] | None = None,
+    health_depends_on_roles: bool = True,
     image_type: str = FAILOVER_IMAGE,
     image_depends_on_health: bool = True,
     volume_type_name: str | None = None,
     stack: str = "prod",
 ) -> StackBuilder:
-    """The resource graph of one deployment as the program builds it (docs/design.md, data flow)."""
+    """The resource graph of one deployment as the program builds it: ImageLibraryHA -> storage,
+    settings, ImageLibraryHosts -> (ImageLibraryRoleBaseline, ImageLibraryRoles), health after the roles,
+    the image after the health. ``host_regions`` puts some hosts in another region (in the hosts
+    component and the roles); ``hosts_component`` replaces the hosts component's props."""
     b = StackBuilder(stack)
     ha_res = b.add(HA, "imagelib", ha if ha is not None else ha_props())
     props = dict(settings if settings is not None else settings_props())
@@ -216,22 +240,20 @@ def build_stack(
         "nfs_export": "/exports/images", "region": props.get("region"), "glance_store_config": None,
     }, parent=ha_res)
     settings_res = b.add(SETTINGS, "imagelib-settings", props, parent=ha_res)
-    roles = {}
-    for host in HOSTS:
-        host_res = b.add(HOST, f"imagelib-{host}", {
-            "host": host, "region": "RegionOne", "mount_path": MOUNT, "deployment": "imagelib",
-        }, parent=ha_res)
-        region = (role_regions or {}).get(host, "RegionOne")
-        roles[host] = b.add(ROLE, f"imagelib-{host}-role", {
-            "cloud": cloud(), "provider_version": "1", "host": host, "expected_region": region,
-            "expected_mount_path": MOUNT, "host_id": None, "region": None,
-        }, parent=host_res, depends_on=[settings_res])
+    hosts_props = {"region": "RegionOne", "hosts": host_entries(host_regions)}
+    if hosts_component is not None:
+        hosts_props = dict(hosts_component)
+    hosts_res = b.add(HOSTS, "imagelib-hosts", hosts_props, parent=ha_res)
+    baseline = b.add(BASELINE, "imagelib-hosts-baseline",
+                     {"region": "RegionOne", "hosts": list(HOST_NAMES), "entries": UNKNOWN}, parent=hosts_res)
+    roles = b.add(ROLES, "imagelib-hosts-roles", roles_props(host_regions), parent=hosts_res,
+                  depends_on=[settings_res, baseline])
     health = b.add(HEALTH, "imagelib-health", {
-        "cloud": cloud(), "region": "RegionOne", "role_host_ids": [UNKNOWN] * len(health_roles),
-        "hosts": host_entries(), "backend": props.get("backend"),
-    }, parent=ha_res, depends_on=[roles[h] for h in health_roles])
+        "region": "RegionOne", "role_host_ids": UNKNOWN, "hosts": host_entries(),
+        "backend": props.get("backend"),
+    }, parent=ha_res, depends_on=[roles] if health_depends_on_roles else [])
     if volume_type_name is not None:
         b.add(OS_VOLUME_TYPE, "imagelib-volume-type", {"name": volume_type_name}, parent=ha_res)
-    b.add(image_type, "cirros", {"cloud": cloud(), "name": "cirros", "region": "RegionOne"},
+    b.add(image_type, "cirros", {"name": "cirros", "region": "RegionOne"},
           parent=ha_res, depends_on=[health] if image_depends_on_health else [])
     return b

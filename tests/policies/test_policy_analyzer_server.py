@@ -22,10 +22,13 @@ from analyzer_client import (
     stack_resource,
 )
 from policy_fixtures import (
+    BASELINE,
     HA,
     HEALTH,
+    HOSTS,
     OS_IMAGE,
     OS_PROVIDER,
+    ROLES,
     SECRET,
     ha_props,
     provider_props,
@@ -235,12 +238,14 @@ def test_tls_allow_list_follows_the_stack_in_the_urn(configured: analyzer_pb2_gr
     assert not_insecure == []
 
 
-def _stack(health_depends_on_all_roles: bool) -> list[analyzer_pb2.AnalyzerResource]:
+def _stack(health_depends_on_roles: bool) -> list[analyzer_pb2.AnalyzerResource]:
+    """The program's graph as the engine hands it to AnalyzeStack: no resource carries credentials; the
+    pickled provider (``__provider``) is the only secret property of a dynamic resource."""
     ha_urn = urn([HA], "imagelib")
     settings_type = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
-    role_type = "pulumi-python:dynamic/imagelib:ImageLibraryRole"
     image_type = "pulumi-python:dynamic/imagelib:FailoverImage"
-    secret = frozenset({"cloud"})
+    provider_blob = {"__provider": "gASVRAAAAAAAAACMG2ltYWdlbGliX2hhLnByb3ZpZGVycy5yb2xlcw=="}
+    secret = frozenset({"__provider"})
     resources = [stack_resource(resource_type=HA, name="imagelib", urn=ha_urn, props={"region": "RegionOne"})]
     settings_urn = urn([HA, settings_type], "imagelib-settings")
     resources.append(
@@ -248,26 +253,37 @@ def _stack(health_depends_on_all_roles: bool) -> list[analyzer_pb2.AnalyzerResou
             resource_type=settings_type,
             name="imagelib-settings",
             urn=settings_urn,
-            props=settings_props(),
+            props={**settings_props(), **provider_blob},
             secret_keys=secret,
             parent=ha_urn,
         )
     )
-    role_urns = []
-    for host in ("host-1", "host-2", "host-3"):
-        role_urn = urn([HA, role_type], f"{host}-role")
-        role_urns.append(role_urn)
-        resources.append(
-            stack_resource(
-                resource_type=role_type,
-                name=f"{host}-role",
-                urn=role_urn,
-                parent=ha_urn,
-                secret_keys=secret,
-                props={"host": host, "expected_region": "RegionOne", "cloud": settings_props()["cloud"]},
-                dependencies=[settings_urn],
-            )
+    hosts_urn = urn([HA, HOSTS], "imagelib-hosts")
+    resources.append(stack_resource(resource_type=HOSTS, name="imagelib-hosts", urn=hosts_urn, parent=ha_urn,
+                                    props={"members": [], "host_ids": ["a", "b", "c"]}))
+    baseline_urn = urn([HA, HOSTS, BASELINE], "imagelib-hosts-baseline")
+    resources.append(
+        stack_resource(
+            resource_type=BASELINE,
+            name="imagelib-hosts-baseline",
+            urn=baseline_urn,
+            parent=hosts_urn,
+            secret_keys=secret,
+            props={"region": "RegionOne", "hosts": ["host-1", "host-2", "host-3"], **provider_blob},
         )
+    )
+    roles_urn = urn([HA, HOSTS, ROLES], "imagelib-hosts-roles")
+    resources.append(
+        stack_resource(
+            resource_type=ROLES,
+            name="imagelib-hosts-roles",
+            urn=roles_urn,
+            parent=hosts_urn,
+            secret_keys=secret,
+            props={"hosts": settings_props()["hosts"], "expected_region": "RegionOne", **provider_blob},
+            dependencies=[settings_urn, baseline_urn],
+        )
+    )
     health_urn = urn([HA, HEALTH], "imagelib-health")
     resources.append(
         stack_resource(
@@ -276,7 +292,7 @@ def _stack(health_depends_on_all_roles: bool) -> list[analyzer_pb2.AnalyzerResou
             urn=health_urn,
             parent=ha_urn,
             props={"region": "RegionOne", "role_host_ids": ["a", "b", "c"]},
-            dependencies=role_urns if health_depends_on_all_roles else role_urns[:2],
+            dependencies=[roles_urn] if health_depends_on_roles else [],
         )
     )
     resources.append(
@@ -293,12 +309,12 @@ def _stack(health_depends_on_all_roles: bool) -> list[analyzer_pb2.AnalyzerResou
 
 
 def test_analyze_stack_follows_parents_and_dependencies(configured: analyzer_pb2_grpc.AnalyzerStub) -> None:
-    assert analyze_stack(configured, _stack(health_depends_on_all_roles=True)) == []
-    diagnostics = analyze_stack(configured, _stack(health_depends_on_all_roles=False))
+    assert analyze_stack(configured, _stack(health_depends_on_roles=True)) == []
+    diagnostics = analyze_stack(configured, _stack(health_depends_on_roles=False))
     assert [(d.policyName, d.urn) for d in diagnostics] == [
         ("health-gates-images", urn([HA, "pulumi-python:dynamic/imagelib:FailoverImage"], "cirros"))
     ]
-    assert "does not depend on role(s) 'host-3-role'" in diagnostics[0].message
+    assert "does not depend on role(s) 'imagelib-hosts-roles'" in diagnostics[0].message
 
 
 def _messages(diagnostics: list[Any]) -> list[str]:

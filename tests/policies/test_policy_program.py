@@ -22,10 +22,11 @@ from analyzer_client import (
     served_pack,
     stack_resource,
 )
-from policy_fixtures import SECRET
+from policy_fixtures import BASELINE, HOSTS, ROLES, SECRET
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from shaped_mocks import ShapedMocks
 
-from imagelib_ha.inprocess.recording import RecordedResource, run_program_under_mocks
+from imagelib_ha.inprocess.recording import RecordedResource, run_program
 
 HA_TYPE = "pcd-imagelib-ha:index:ImageLibraryHA"
 
@@ -53,7 +54,17 @@ LAB_CONFIG: dict[str, Any] = {
 def lab_config(**changes: Any) -> dict[str, Any]:
     config = copy.deepcopy(LAB_CONFIG)
     config.update(changes)
+    if config.get("lab") is False:
+        # Outside a lab the settings refuse a plain http:// Keystone.
+        config["cloud"] = {**config["cloud"], "authUrl": "https://pcd.example.com/keystone/v3"}
     return config
+
+
+def run_program_under_mocks(
+    config: dict[str, Any], *, stack: str = "lab", preview: bool = False
+) -> list[RecordedResource]:
+    """The program's registrations, its dynamic resources answering with provider-shaped outputs."""
+    return run_program(config, stack=stack, preview=preview, mocks=ShapedMocks(preview=preview)).resources
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +150,9 @@ def test_lab_config_passes_every_rule(pack: analyzer_pb2_grpc.AnalyzerStub, prev
     records = run_program_under_mocks(lab_config(), stack="lab", preview=preview)
     assert {r.type for r in records} >= {
         HA_TYPE,
-        "pulumi-python:dynamic/imagelib:ImageLibraryRole",
+        HOSTS,
+        BASELINE,
+        ROLES,
         "pulumi-python:dynamic/imagelib:ImageLibraryHealth",
         "pulumi-python:dynamic/imagelib:FailoverImage",
     }
@@ -178,7 +191,7 @@ def test_cinder_outside_the_lab(pack: analyzer_pb2_grpc.AnalyzerStub) -> None:
     pairs, diagnostics = judge(pack, records)
     assert pairs == [], [d.message for d in diagnostics]
 
-    insecure_cloud = {**LAB_CONFIG["cloud"], "insecure": True}
+    insecure_cloud = {**lab_config(lab=False)["cloud"], "insecure": True}
     records = run_program_under_mocks(
         lab_config(lab=False, storage=cinder, cloud=insecure_cloud), stack="prod", preview=True
     )

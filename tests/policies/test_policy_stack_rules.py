@@ -12,6 +12,7 @@ from policy_fixtures import (
     OS_IMAGE,
     OS_PROVIDER,
     OS_VOLUME_TYPE,
+    ROLES,
     SECRET,
     SETTINGS,
     UNKNOWN,
@@ -30,8 +31,8 @@ def test_single_region_happy_path() -> None:
     assert violations(rules.single_region, build_stack().args()) == []
 
 
-def test_single_region_role_in_another_region() -> None:
-    stack = build_stack(role_regions={"host-3": "RegionTwo"})
+def test_single_region_host_in_another_region() -> None:
+    stack = build_stack(host_regions={"host-3": "RegionTwo"})
     assert violations(rules.single_region, stack.args()) == [
         "Image-library hosts and settings span 2 regions (RegionOne: deployment 'imagelib', host 'host-1', "
         "host 'host-2', host 'host-3', settings 'imagelib-settings'; RegionTwo: host 'host-3'); an image "
@@ -41,28 +42,39 @@ def test_single_region_role_in_another_region() -> None:
 
 
 def test_single_region_reads_dynamic_inputs_when_component_outputs_are_empty() -> None:
-    # Stack policies see outputs; a component that registers no outputs leaves only the dynamic
-    # resources' inputs (which they return as outputs) to read.
+    # Stack policies see outputs; components whose outputs hold no config (the hosts component
+    # registers only members and host_ids) leave the dynamic resources' inputs (which they return as
+    # outputs) to read.
     settings = settings_props()
     settings["region"] = "RegionTwo"
     settings["hosts"] = [{**h, "region": "RegionTwo"} for h in settings["hosts"]]
-    stack = build_stack(ha={}, settings=settings)
+    stack = build_stack(ha={}, settings=settings, hosts_component={"members": UNKNOWN, "host_ids": UNKNOWN})
     messages = violations(rules.single_region, stack.args())
     assert len(messages) == 1
     expected = "RegionTwo: host 'host-1', host 'host-2', host 'host-3', settings 'imagelib-settings'"
     assert expected in messages[0]
 
 
-def test_single_region_unknown_region_skips() -> None:
-    stack = build_stack(role_regions={"host-3": UNKNOWN})
+def test_single_region_skips_a_host_region_unknown_at_preview() -> None:
+    stack = build_stack(host_regions={"host-3": UNKNOWN})
     assert violations(rules.single_region, stack.args()) == []
 
 
-def test_single_region_ignores_computed_role_region_output() -> None:
+def test_single_region_reads_the_roles_expected_region_for_hosts_without_one() -> None:
+    stack = build_stack(hosts_component={})
+    roles = next(r for r in stack.resources if r.resource_type == ROLES)
+    props = cast(Any, roles.props)
+    props["expected_region"] = "RegionTwo"
+    props["hosts"] = [{**h, "region": None} for h in props["hosts"]]
+    messages = violations(rules.single_region, stack.args())
+    assert len(messages) == 1 and "RegionTwo: host 'host-1', host 'host-2', host 'host-3')" in messages[0]
+
+
+def test_single_region_ignores_the_regions_the_roles_report() -> None:
     stack = build_stack()
-    role = next(r for r in stack.resources if r.name == "imagelib-host-3-role")
+    roles = next(r for r in stack.resources if r.resource_type == ROLES)
     # An output (what PCD reports after apply), not what the config says; props are a mutable proxy.
-    cast(Any, role.props)["region"] = "RegionTwo"
+    cast(Any, roles.props)["members"] = [{"host_id": "h3", "ref": "host-3", "region": "RegionTwo"}]
     assert violations(rules.single_region, stack.args()) == []
 
 
@@ -83,12 +95,12 @@ def test_image_without_health_dependency() -> None:
     ]
 
 
-def test_health_that_skips_a_role() -> None:
-    stack = build_stack(health_roles=("host-1", "host-2"))
+def test_health_that_does_not_depend_on_the_roles() -> None:
+    stack = build_stack(health_depends_on_roles=False)
     assert violations(rules.health_gates_images, stack.args()) == [
         "FailoverImage 'cirros' depends on ImageLibraryHealth 'imagelib-health', which does not depend on "
-        "role(s) 'imagelib-host-3-role' of its deployment, so the image could be uploaded before those hosts "
-        "are ready. Pass every role's host_id in the health resource's role_host_ids."
+        "role(s) 'imagelib-hosts-roles' of its deployment, so the image could be uploaded before those hosts "
+        "are ready. Pass the roles' host_ids as the health resource's role_host_ids."
     ]
 
 
@@ -119,15 +131,15 @@ def test_other_program_without_image_library_is_not_gated() -> None:
 def test_two_deployments_each_gate_their_own_images() -> None:
     stack = build_stack()
     other = stack.add(HA, "imagelib-b", ha_props())
-    role_b = stack.add("pulumi-python:dynamic/imagelib:ImageLibraryRole", "b-role", {"host": "host-9"},
+    role_b = stack.add(ROLES, "b-roles", {"hosts": [{"host": "host-9"}], "expected_region": "RegionOne"},
                        parent=other)
-    health_b = stack.add(HEALTH, "b-health", {}, parent=other)  # depends on no role
+    health_b = stack.add(HEALTH, "b-health", {}, parent=other)  # depends on no roles
     stack.add(FAILOVER_IMAGE, "b-image", {"name": "b"}, parent=other, depends_on=[health_b])
     messages = violations(rules.health_gates_images, stack.args())
     assert messages == [
         "FailoverImage 'b-image' depends on ImageLibraryHealth 'b-health', which does not depend on role(s) "
         f"'{role_b.name}' of its deployment, so the image could be uploaded before those hosts are ready. "
-        "Pass every role's host_id in the health resource's role_host_ids."
+        "Pass the roles' host_ids as the health resource's role_host_ids."
     ]
 
 
@@ -204,7 +216,7 @@ def test_cinder_loose_settings_in_another_program() -> None:
 def test_no_stack_message_echoes_a_secret() -> None:
     settings = settings_props()
     settings.update(backend="cinder", volume_type=None, region="RegionTwo")
-    stack = build_stack(ha={}, settings=settings, role_regions={"host-1": "RegionTwo"},
+    stack = build_stack(ha={}, settings=settings, host_regions={"host-1": "RegionTwo"},
                         image_depends_on_health=False)
     stack.add(HA, "x", {"cloud": cloud(), "insecure": True, "password": SECRET})
     produced = 0
