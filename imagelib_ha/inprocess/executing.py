@@ -84,13 +84,14 @@ def preview(
     *,
     stack: str,
     root: Path,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     program: Path = PROGRAM,
 ) -> list[Step]:
     """Print what ``up`` would do against the manifest, and return its steps; nothing is touched.
 
     Raises ``InProcessError`` (with ``.steps``) after printing the plan when ``up`` would refuse it.
     """
+    out = sys.stdout if out is None else out
     the_plan, manifest, _ = _planned(config, stack, root, program)
     print(f"in-process preview: stack {stack}, against {manifest.path}", file=out)
     print(the_plan.text(), file=out, flush=True)
@@ -105,10 +106,15 @@ def up(
     *,
     stack: str,
     root: Path,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     program: Path = PROGRAM,
 ) -> Deployment:
-    """Deploy ``config`` in-process; prints each step, the health report and the stack outputs."""
+    """Deploy ``config`` in-process; prints each step, the health report and the stack outputs.
+
+    ``out`` defaults to ``sys.stdout`` as it is when called. A failure raises ``InProcessError`` whose
+    ``.steps`` are the steps completed before it.
+    """
+    out = sys.stdout if out is None else out
     the_plan, manifest, raw_config = _planned(config, stack, root, program)
     problem = the_plan.problems()
     if problem:
@@ -185,8 +191,9 @@ def _with_steps(failure: BaseException, steps: list[Step]) -> InProcessError:
     return wrapped
 
 
-def refresh(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO = sys.stdout) -> list[Drift]:
+def refresh(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO | None = None) -> list[Drift]:
     """Read every recorded resource, print and return its drift, and record what is live."""
+    out = sys.stdout if out is None else out
     manifest = Manifest.load(manifest_path(root, stack), stack)
     entries = manifest.deletion_order()
     if not entries:
@@ -201,8 +208,9 @@ def refresh(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO = 
     return drifts
 
 
-def down(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO = sys.stdout) -> int:
+def down(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO | None = None) -> int:
     """Delete what the manifest records, pending deletes included, dependents first; returns how many."""
+    out = sys.stdout if out is None else out
     manifest = Manifest.load(manifest_path(root, stack), stack)
     entries = manifest.pending() + manifest.deletion_order()
     if not entries:

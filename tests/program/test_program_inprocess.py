@@ -197,3 +197,60 @@ def test_up_with_the_cli_logs_in_to_a_file_backend_inits_the_lab_stack_and_runs_
     ]
     assert (repo / ".lab-images" / "lab-tiny-a.raw").exists()
     assert not (repo / ".inprocess").exists()
+
+
+def test_preview_and_refresh_with_the_cli_run_pulumi_preview_diff_and_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / ".pulumi-state").mkdir(parents=True)
+    (repo / "Pulumi.lab.yaml").write_text((deploy.REPO / "Pulumi.lab.yaml").read_text())
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
+    monkeypatch.setattr(deploy, "REPO", repo)
+    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
+    started: list[bool] = []
+    monkeypatch.setattr(deploy, "lab_environment", lambda start: started.append(start) or lab_env)
+    for key in lab_env:
+        monkeypatch.setenv(key, "placeholder")
+
+    assert deploy.main(["preview"]) == 0
+    assert deploy.main(["refresh"]) == 0
+
+    commands = [line.split(" | ")[0] for line in log.read_text().splitlines()]
+    assert [c for c in commands if not c.startswith(("login", "stack"))] == [
+        "preview --diff --stack lab",
+        "refresh --yes --stack lab",
+    ]
+    assert started == [False, False]  # neither starts a lab: there is nothing to preview or read without one
+    assert not (repo / ".inprocess").exists()
+
+
+def test_preview_without_the_cli_previews_in_process_and_touches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Pulumi.lab.yaml").write_text((deploy.REPO / "Pulumi.lab.yaml").read_text())
+    monkeypatch.setenv("PATH", str(tmp_path / "no-pulumi-here"))
+    monkeypatch.setattr(deploy, "REPO", repo)
+    monkeypatch.chdir(repo)  # the images' relative sources resolve against the project directory
+    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
+    monkeypatch.setattr(deploy, "lab_environment", lambda start: lab_env)
+    for key in lab_env:
+        monkeypatch.setenv(key, "placeholder")
+
+    assert deploy.main(["preview"]) == 0
+    assert deploy.main(["refresh"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "Previewing the same program" in printed and "plan: 7 to create" in printed
+    assert "+filesystem_store_datadir = /s" in printed
+    assert "in-process refresh: nothing recorded for stack lab" in printed
+    assert "pw-1" not in printed
+    assert not (repo / ".inprocess").exists()
