@@ -7,9 +7,9 @@ in the engine's order of steps, with no Pulumi CLI.
    other resources compute still unknown. All check failures, refused replacements or deletes of
    protected resources and resources only the engine can create are reported in one error, before the
    first request;
-2. the deletes a failed or interrupted run left pending, before anything else (pulumi/pulumi's
-   deployment executor ran them first as ``retirePendingDeletes``, read in
-   ``pkg/resource/deploy/deployment_executor.go``);
+2. the deletes a failed or interrupted run left pending, before anything else (``retirePendingDeletes``
+   in pulumi/pulumi's ``pkg/resource/deploy/deployment_executor.go``, read in the versions that have
+   it; the newest one read schedules them through the step generator instead);
 3. the program, each registration a step (``applying.ExecutingMocks``): create, update, same, or a
    create-before-delete replacement whose old copy is recorded as a pending delete in the same write
    (``deleteBeforeReplace``: delete first). A failed step stops the deployment: running steps finish,
@@ -36,7 +36,7 @@ from imagelib_ha.inprocess.deleting import delete_entries, deletion_waves
 from imagelib_ha.inprocess.display import format_outputs, health_table
 from imagelib_ha.inprocess.manifest import Manifest, ManifestEntry
 from imagelib_ha.inprocess.planner import ProviderCache
-from imagelib_ha.inprocess.preview import Plan, final_deletes, plan
+from imagelib_ha.inprocess.preview import Plan, delete_step, final_deletes, plan
 from imagelib_ha.inprocess.recording import PROGRAM, ProgramRun, run_program, stack_config
 from imagelib_ha.inprocess.refresh import refresh_manifest
 from imagelib_ha.inprocess.steps import Deployment, Drift, InProcessError, Step, short_type, summary
@@ -64,10 +64,6 @@ NOTICE = (
 
 def manifest_path(root: Path, stack: str) -> Path:
     return root / ".inprocess" / f"{stack}.json"
-
-
-def _delete_step(entry: ManifestEntry) -> Step:
-    return Step("delete", entry.urn, entry.type, entry.name)
 
 
 def _planned(
@@ -174,7 +170,7 @@ def _deleting(
 
     def record(entry: ManifestEntry) -> None:
         if any(entry is c for c in counted):
-            steps.append(_delete_step(entry))
+            steps.append(delete_step(entry))
 
     try:
         delete_entries(entries, manifest, providers, out, on_deleted=record)

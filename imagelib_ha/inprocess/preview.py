@@ -141,8 +141,12 @@ class PlanningMocks(pulumi_mocks.Mocks):
             if secret:
                 secret_keys.add(key)
         old = self.manifest.get(registration.urn)
-        decision = decide(self.providers.get(news[PROVIDER_KEY]), old, news, registration)
         label = resource_label(args.typ, args.name)
+        try:
+            decision = decide(self.providers.get(news[PROVIDER_KEY]), old, news, registration)
+        except Exception as exc:
+            # A provider that raises in check or diff (rather than reporting a failure): say which.
+            raise InProcessError(f"{label}: {type(exc).__name__} in check/diff: {exc}") from exc
         step = Step(decision.op, registration.urn, args.typ, args.name, decision.changed)
         with self._lock:
             self.seen.add(registration.urn)
@@ -185,12 +189,13 @@ def plan(
         refusals=mocks.refusals,
         engine_only=mocks.engine_only,
     )
-    result.pending = [_delete_step(e) for wave in deletion_waves(manifest.pending()) for e in wave]
+    result.pending = [delete_step(e) for wave in deletion_waves(manifest.pending()) for e in wave]
     gone = final_deletes(manifest, mocks.seen)
-    result.deletes = [_delete_step(e) for wave in deletion_waves(gone) for e in wave]
+    result.deletes = [delete_step(e) for wave in deletion_waves(gone) for e in wave]
     result.refusals += [delete_protected_message(e) for e in gone if e.protect]
     return result
 
 
-def _delete_step(entry: ManifestEntry) -> Step:
+def delete_step(entry: ManifestEntry) -> Step:
+    """The ``delete`` step of a recorded resource."""
     return Step("delete", entry.urn, entry.type, entry.name)
