@@ -138,7 +138,7 @@ def test_a_protected_resource_is_never_replaced_or_deleted(toy: ToyStack) -> Non
     message = str(replaced.value)
     assert f'unable to replace resource "{a.urn}"' in message and "protect" in message
     with pytest.raises(executing.InProcessError) as removed:
-        toy.up(res("b"))
+        toy.up(res("b", value="changed"))
     assert f'resource "{a.urn}" cannot be deleted\nbecause it is protected' in str(removed.value)
 
     assert toy.mutations(mark) == []  # refused before the first request: b's update did not run either
