@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LAB_VENV := .venv-lab
 
-.PHONY: setup venv lab-venv up down test lint bench lab-up lab-down lab-status
+.PHONY: setup venv lab-venv up preview refresh down test lint bench lab-up lab-down lab-status
 
 setup: venv lab-venv
 
@@ -26,6 +26,14 @@ $(LAB_VENV)/.installed: lab/requirements.txt
 ## Deploy the program to the embedded lab (starts the lab if needed).
 up: setup
 	$(PY) -m imagelib_ha.deploy up
+
+## What `make up` would change on the running lab, touching nothing (check + diff of every resource).
+preview: venv
+	$(PY) -m imagelib_ha.deploy preview
+
+## Read every deployed resource, show the drift (gone, changed outputs) and record what is live.
+refresh: venv
+	$(PY) -m imagelib_ha.deploy refresh
 
 ## Destroy what `make up` created and stop the lab.
 down: venv

@@ -1,10 +1,13 @@
-"""``python -m imagelib_ha.deploy up|down|env``: what ``make up`` and ``make down`` run.
+"""``python -m imagelib_ha.deploy up|preview|refresh|down|env``: what ``make up``, ``make preview``,
+``make refresh`` and ``make down`` run.
 
 ``up`` starts the embedded lab if it is not running, exports its address and password, then runs
 ``pulumi up --yes`` on the ``lab`` stack with a local file backend and a passphrase secrets provider.
 Where the Pulumi CLI is not installed, it says so once and runs the same program with the same dynamic
 providers in this process (``imagelib_ha.inprocess.executing``), recording what it creates in a
-manifest. ``down`` destroys the stack (or deletes what the manifest records), then stops the lab.
+manifest. ``preview`` (``pulumi preview --diff``) and ``refresh`` (``pulumi refresh --yes``) need a
+running lab and fall back the same way. ``down`` destroys the stack (or deletes what the manifest
+records), then stops the lab.
 """
 
 from __future__ import annotations
@@ -138,8 +141,8 @@ def notice_without_cli() -> str:
     return (
         "notice: the Pulumi CLI was not found on PATH (install it: "
         f"{INSTALL_URL}). Running the same program with the same dynamic providers in this process "
-        "instead. What differs: no preview, no diff, no policy run; state is kept in the manifest "
-        f".inprocess/{STACK}.json, not in a Pulumi backend."
+        "instead, with the engine's preview, diff and order of steps. What differs: no policy run; state "
+        f"is kept in the manifest .inprocess/{STACK}.json, not in a Pulumi backend."
     )
 
 
@@ -156,6 +159,35 @@ def up() -> None:
         return
     print(notice_without_cli(), flush=True)
     executing.up(config, stack=STACK, root=REPO)
+
+
+def preview() -> None:
+    """What ``up`` would do to the lab stack; touches nothing."""
+    lab_env = lab_environment(start=False)
+    os.environ.update(lab_env)
+    config = stack_file_config(STACK)
+    write_generated_images(config)
+    pulumi_bin = shutil.which("pulumi")
+    if pulumi_bin:
+        env = _pulumi_env(lab_env)
+        _pulumi_select_stack(pulumi_bin, env)
+        _run([pulumi_bin, "preview", "--diff", "--stack", STACK], env)
+        return
+    print(notice_without_cli().replace("Running the same program", "Previewing the same program"), flush=True)
+    executing.preview(config, stack=STACK, root=REPO)
+
+
+def refresh() -> None:
+    """Read every resource of the lab stack, show the drift and record what is live."""
+    lab_env = lab_environment(start=False)
+    os.environ.update(lab_env)
+    pulumi_bin = shutil.which("pulumi")
+    if pulumi_bin and (REPO / ".pulumi-state").exists():
+        env = _pulumi_env(lab_env)
+        _pulumi_select_stack(pulumi_bin, env)
+        _run([pulumi_bin, "refresh", "--yes", "--stack", STACK], env)
+        return
+    executing.refresh(stack_file_config(STACK), stack=STACK, root=REPO)
 
 
 def down() -> None:
@@ -185,11 +217,12 @@ def print_env() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imagelib_ha.deploy", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("up", "down", "env"))
+    commands = {"up": up, "preview": preview, "refresh": refresh, "down": down, "env": print_env}
+    parser.add_argument("command", choices=tuple(commands))
     parser.add_argument("--traceback", action="store_true", help="show the Python traceback of a failure")
     args = parser.parse_args(argv)
     try:
-        {"up": up, "down": down, "env": print_env}[args.command]()
+        commands[args.command]()
     except Exception as exc:  # the operator gets the message; --traceback shows the rest
         if args.traceback:
             raise

@@ -1,306 +1,100 @@
-"""Executing mocks: run ``__main__.py`` in this process with the real dynamic providers, no Pulumi CLI.
+"""``up``, ``preview``, ``refresh`` and ``down`` in this process: the program and its real dynamic providers
+in the engine's order of steps, with no Pulumi CLI.
 
-Each dynamic resource reaches ``Mocks.new_resource`` with its pickled provider in the secret
-``__provider`` input. ``ExecutingMocks`` rebuilds that provider the way ``python -m pulumi.dynamic``
-does (pulumi 3.272.0, ``pulumi/dynamic/__main__.py``: base64, ``dill.loads`` inside
-``pulumi.runtime._serialization._deserialize``, then ``configure`` with the stack config once per
-blob) and calls ``check`` then ``create`` -- or, for a resource the manifest already holds, ``diff``
-then ``update`` or a create-before-delete replacement. That is private SDK API: the pulumi version is
-pinned in pyproject.toml.
+``up`` runs, as ``pulumi up`` does:
 
-What differs from ``pulumi up``: no preview, no diff display, no policy pack run, and the state is the
-manifest (``.inprocess/<stack>.json``), not a Pulumi backend. Only dynamic resources can run here; a
-config that needs another provider's resources (the Cinder volume type through pulumi-openstack) is
-refused before anything is touched.
+1. a preview pass (``preview.plan``): every dynamic resource's ``check`` and ``diff`` with the values
+   other resources compute still unknown. All check failures, refused replacements or deletes of
+   protected resources and resources only the engine can create are reported in one error, before the
+   first request;
+2. the deletes a failed or interrupted run left pending, before anything else (``retirePendingDeletes``
+   in pulumi/pulumi's ``pkg/resource/deploy/deployment_executor.go``, read in the versions that have
+   it; the newest one read schedules them through the step generator instead);
+3. the program, each registration a step (``applying.ExecutingMocks``): create, update, same, or a
+   create-before-delete replacement whose old copy is recorded as a pending delete in the same write
+   (``deleteBeforeReplace``: delete first). A failed step stops the deployment: running steps finish,
+   none starts, no delete runs, pending deletes stay pending;
+4. at the end, the replaced copies and the resources the program no longer declares are deleted
+   together, dependents first, each through the blob it was created with and with its old outputs.
+
+What differs from ``pulumi up``: no policy pack run; the state is the manifest
+(``.inprocess/<stack>.json``, no secret in it); only dynamic resources can run (a config that needs
+another provider's resource, such as the Cinder volume type, is refused before anything is touched);
+``deleteBeforeReplace`` does not first replace the resource's dependents, as the engine does; a run
+killed in the middle of a create leaves no record of it (the engine records a pending operation).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import sys
-import textwrap
-import threading
-import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import dill
-import pulumi
-from pulumi.dynamic import Config, ConfigureRequest, ResourceProvider
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
-from pulumi.runtime._serialization import _deserialize
+from imagelib_ha.inprocess.applying import ExecutingMocks
+from imagelib_ha.inprocess.deleting import delete_entries, deletion_waves
+from imagelib_ha.inprocess.display import format_outputs, health_table
+from imagelib_ha.inprocess.manifest import Manifest, ManifestEntry
+from imagelib_ha.inprocess.planner import ProviderCache
+from imagelib_ha.inprocess.preview import Plan, delete_step, final_deletes, plan
+from imagelib_ha.inprocess.recording import PROGRAM, ProgramRun, run_program, stack_config
+from imagelib_ha.inprocess.refresh import refresh_manifest
+from imagelib_ha.inprocess.steps import Deployment, Drift, InProcessError, Step, short_type, summary
 
-from imagelib_ha.inprocess.manifest import Manifest, ManifestEntry, with_cloud
-from imagelib_ha.inprocess.recording import (
-    PROGRAM,
-    ProgramRun,
-    current_registration,
-    run_program,
-    stack_config,
-    unwrap_secrets,
-)
-from imagelib_ha.settings import PROJECT, parse_settings
+__all__ = [
+    "Deployment",
+    "Drift",
+    "InProcessError",
+    "Step",
+    "deletion_waves",
+    "down",
+    "format_outputs",
+    "health_table",
+    "manifest_path",
+    "preview",
+    "refresh",
+    "up",
+]
 
-DYNAMIC_PREFIX = "pulumi-python:dynamic/"
-PROVIDER_KEY = "__provider"
-# The provider server runs at most this many calls at once; so do we.
-MAX_PARALLEL = 4
-HEALTH_TYPE = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
 NOTICE = (
-    "Ran without the Pulumi engine: no preview, no diff, no policy run; state is kept in {manifest}, "
-    "not in a Pulumi backend."
+    "Ran without the Pulumi engine: previewed, checked and diffed through the same providers, but no "
+    "policy run; state is kept in {manifest}, not in a Pulumi backend."
 )
-
-
-class InProcessError(pulumi.RunError):
-    """An in-process run refused or failed; the message says which resource and why."""
-
-
-def short_type(type_: str) -> str:
-    return type_.rsplit(":", 1)[-1]
-
-
-def engine_only_resources(run: ProgramRun) -> list[str]:
-    """Custom resources no dynamic provider can create here (``type name`` for each)."""
-    return [
-        f"{r.type} {r.name}"
-        for r in run.resources
-        if r.custom and not r.type.startswith(DYNAMIC_PREFIX) and not r.type.startswith("pulumi:providers:")
-    ]
-
-
-@dataclass
-class ProviderCache:
-    """Unpickled, configured providers, one per serialized blob (as the provider server keeps them)."""
-
-    raw_config: dict[str, Any]
-
-    def __post_init__(self) -> None:
-        self._providers: dict[str, ResourceProvider] = {}
-        self._lock = threading.Lock()
-
-    def get(self, blob: str) -> ResourceProvider:
-        with self._lock:
-            provider = self._providers.get(blob)
-            if provider is None:
-
-                def load() -> ResourceProvider:
-                    return dill.loads(base64.b64decode(blob))  # noqa: S301 (our own pickled provider)
-
-                provider = _deserialize(load)
-                provider.configure(ConfigureRequest(Config(raw_config=self.raw_config, project_name=PROJECT)))
-                self._providers[blob] = provider
-            return provider
-
-
-def _check(
-    provider: ResourceProvider, olds: dict[str, Any], news: dict[str, Any], label: str
-) -> dict[str, Any]:
-    result = provider.check(olds, news)
-    if result.failures:
-        reasons = "; ".join(f"{f.property}: {f.reason}" for f in result.failures)
-        raise InProcessError(f"{label}: check refused the inputs: {reasons}")
-    checked = dict(result.inputs)
-    checked[PROVIDER_KEY] = news[PROVIDER_KEY]
-    return checked
-
-
-class ExecutingMocks(pulumi_mocks.Mocks):
-    """Mocks whose ``new_resource`` creates (or updates) the resource for real through its provider."""
-
-    def __init__(self, *, manifest: Manifest, raw_config: dict[str, Any], out: TextIO) -> None:
-        self.manifest = manifest
-        self.providers = ProviderCache(raw_config)
-        self.out = out
-        self.seen: set[str] = set()
-        self._slots = threading.Semaphore(MAX_PARALLEL)
-        self._print_lock = threading.Lock()
-
-    def say(self, text: str) -> None:
-        with self._print_lock:
-            print(text, file=self.out, flush=True)
-
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
-        raise InProcessError(f"function {args.token} cannot be called without the Pulumi engine")
-
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
-        if not args.custom:
-            return "", dict(args.inputs)
-        if not args.typ.startswith(DYNAMIC_PREFIX):
-            raise InProcessError(
-                f"{args.typ} {args.name} needs the Pulumi engine; it cannot be created in-process"
-            )
-        registration = current_registration()
-        if registration is None:
-            raise InProcessError("ExecutingMocks must run under the RecordingMonitor")
-        news: dict[str, Any] = {}
-        secret_keys: list[str] = []
-        for key, value in args.inputs.items():
-            news[key], secret = unwrap_secrets(value)
-            if secret:
-                secret_keys.append(key)
-        blob = news[PROVIDER_KEY]
-        label = f"{short_type(args.typ)} {args.name}"
-        with self._slots:
-            provider = self.providers.get(blob)
-            started = time.monotonic()
-            try:
-                resource_id, outs, verb = self._apply(provider, registration.urn, news, label)
-            except InProcessError:
-                raise
-            except Exception as exc:
-                # The provider's message names the host and the cause; say which resource it was.
-                raise InProcessError(f"{label}: {type(exc).__name__}: {exc}") from exc
-            elapsed = time.monotonic() - started
-        self.seen.add(registration.urn)
-        self.manifest.put(
-            ManifestEntry(
-                urn=registration.urn,
-                type=args.typ,
-                name=args.name,
-                id=resource_id,
-                outputs={k: v for k, v in outs.items() if k != PROVIDER_KEY},
-                secret_keys=sorted(set(secret_keys) - {PROVIDER_KEY}),
-                dependencies=registration.dependencies,
-                provider_blob=blob,
-                protect=registration.protect,
-            )
-        )
-        self.say(f"  {verb:<10} {label}  ({elapsed:.1f}s)")
-        if args.typ == HEALTH_TYPE and verb == "unchanged":
-            # Created, updated or replaced, the provider has just printed its live table (with
-            # latency) to stderr; unchanged, nothing was probed, so the stored report is what there is.
-            self.say("    health report (unchanged: as stored at the last validation, not probed now):")
-            self.say(health_table(outs.get("report") or []))
-        # The engine re-marks an output secret under the key of a secret input: do the same.
-        state = {k: (rpc.wrap_rpc_secret(v) if k in secret_keys else v) for k, v in outs.items()}
-        state[PROVIDER_KEY] = rpc.wrap_rpc_secret(blob)
-        return resource_id, state
-
-    def _apply(
-        self, provider: ResourceProvider, urn: str, news: dict[str, Any], label: str
-    ) -> tuple[str, dict[str, Any], str]:
-        old = self.manifest.get(urn)
-        if old is None:
-            checked = _check(provider, {}, news, label)
-            created = provider.create(checked)
-            return str(created.id), dict(created.outs or {}), "created"
-        olds = with_cloud(old.outputs, news.get("cloud") or {})
-        olds[PROVIDER_KEY] = news[PROVIDER_KEY]
-        checked = _check(provider, olds, news, label)
-        diff = provider.diff(old.id, olds, checked)
-        if diff.changes is False:
-            return old.id, olds, "unchanged"
-        if diff.replaces:
-            if diff.delete_before_replace:
-                provider.delete(old.id, olds)
-                created = provider.create(checked)
-            else:
-                created = provider.create(checked)
-                # The old resource goes with the code pickled when it was made, as the engine does.
-                self.providers.get(old.provider_blob).delete(old.id, olds)
-            return str(created.id), dict(created.outs or {}), "replaced"
-        updated = provider.update(old.id, olds, checked)
-        return old.id, dict(updated.outs or {}), "updated"
-
-
-def health_table(report: list[Mapping[str, Any]]) -> str:
-    """The health report as an aligned text table."""
-    columns = ("hostname", "host_id", "endpoint", "status", "reason")
-    rows = [[str(entry.get(c) if entry.get(c) is not None else "") for c in columns] for entry in report]
-    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join("    " + line.rstrip() for line in lines)
 
 
 def manifest_path(root: Path, stack: str) -> Path:
     return root / ".inprocess" / f"{stack}.json"
 
 
-def _cloud_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    return parse_settings(config).cloud_access()
+def _planned(
+    config: Mapping[str, Any], stack: str, root: Path, program: Path
+) -> tuple[Plan, Manifest, dict[str, Any]]:
+    manifest = Manifest.load(manifest_path(root, stack), stack)
+    raw_config, _ = stack_config(config)
+    the_plan = plan(config, stack=stack, manifest=manifest, raw_config=raw_config, program=program)
+    return the_plan, manifest, raw_config
 
 
-def deletion_waves(entries: list[ManifestEntry]) -> list[list[ManifestEntry]]:
-    """``entries`` grouped so each group only holds resources nothing left still depends on."""
-    remaining = list(entries)
-    waves = []
-    while remaining:
-        needed = {dep for e in remaining for dep in e.dependencies}
-        wave = [e for e in remaining if e.urn not in needed]
-        if not wave:  # a cycle cannot come from a Pulumi program; fall back to reverse creation order
-            wave = [remaining[0]]
-        waves.append(wave)
-        remaining = [e for e in remaining if e not in wave]
-    return waves
+def preview(
+    config: Mapping[str, Any],
+    *,
+    stack: str,
+    root: Path,
+    out: TextIO | None = None,
+    program: Path = PROGRAM,
+) -> list[Step]:
+    """Print what ``up`` would do against the manifest, and return its steps; nothing is touched.
 
-
-def delete_entries(
-    entries: list[ManifestEntry],
-    manifest: Manifest,
-    providers: ProviderCache,
-    cloud: dict[str, Any],
-    out: TextIO,
-) -> None:
-    """Delete ``entries`` through the providers pickled when each was made, dependents first.
-
-    Resources of one wave (the roles of several hosts, say) are deleted concurrently, as the engine
-    would; each is struck from the manifest as soon as it is gone.
+    Raises ``InProcessError`` (with ``.steps``) after printing the plan when ``up`` would refuse it.
     """
-    lock = threading.Lock()
-
-    def delete(entry: ManifestEntry) -> None:
-        label = f"{short_type(entry.type)} {entry.name}"
-        props = with_cloud(entry.outputs, cloud)
-        props[PROVIDER_KEY] = entry.provider_blob
-        started = time.monotonic()
-        try:
-            providers.get(entry.provider_blob).delete(entry.id, props)
-        except Exception as exc:
-            raise InProcessError(f"{label}: delete failed: {type(exc).__name__}: {exc}") from exc
-        manifest.remove(entry.urn)
-        with lock:
-            print(f"  {'deleted':<10} {label}  ({time.monotonic() - started:.1f}s)", file=out, flush=True)
-
-    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
-        for wave in deletion_waves(entries):
-            for future in [pool.submit(delete, entry) for entry in wave]:
-                future.result()
-
-
-def format_outputs(outputs: Mapping[str, Any], secret: frozenset[str]) -> str:
-    """Stack outputs for a terminal: one key per line, structures as indented JSON."""
-    lines = []
-    for key in sorted(outputs):
-        value = _integral(outputs[key])
-        if key in secret:
-            text = "[secret]"
-        elif isinstance(value, str):
-            text = value.rstrip("\n")
-        else:
-            text = json.dumps(value, indent=2, sort_keys=True)
-        if "\n" in text:
-            lines.append(f"  {key}:\n" + textwrap.indent(text, "      "))
-        else:
-            lines.append(f"  {key}: {text}")
-    return "\n".join(lines)
-
-
-def _integral(value: Any) -> Any:
-    # Numbers travel as protobuf doubles: show 3, not 3.0.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
+    out = sys.stdout if out is None else out
+    the_plan, manifest, _ = _planned(config, stack, root, program)
+    print(f"in-process preview: stack {stack}, against {manifest.path}", file=out)
+    print(the_plan.text(), file=out, flush=True)
+    problem = the_plan.problems()
+    if problem:
+        raise InProcessError(problem, the_plan.steps)
+    return the_plan.steps
 
 
 def up(
@@ -308,44 +102,117 @@ def up(
     *,
     stack: str,
     root: Path,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     program: Path = PROGRAM,
-) -> ProgramRun:
-    """Deploy ``config`` in-process; prints each resource, the health report and the stack outputs."""
-    # A dry pass under mocks that create nothing: malformed settings and engine-only resources are
-    # refused here, before anything real is touched.
-    dry = run_program(config, stack=stack, preview=True, program=program)
-    refused = engine_only_resources(dry)
-    if refused:
-        raise InProcessError(
-            "this config needs resources only the Pulumi engine can create: "
-            + ", ".join(refused)
-            + ". Install the Pulumi CLI (https://www.pulumi.com/docs/install/) and run `pulumi up`, "
-            "or use an NFS storage backend (storage.backend: nfs) for the in-process run."
-        )
-    manifest = Manifest.load(manifest_path(root, stack), stack)
-    raw_config, _ = stack_config(config)
-    mocks = ExecutingMocks(manifest=manifest, raw_config=raw_config, out=out)
-    print(f"in-process up: stack {stack}, {len(dry.resources)} resources", file=out, flush=True)
-    run = run_program(config, stack=stack, mocks=mocks, program=program)
-    # Resources the program no longer declares go, as `pulumi up` would delete them.
-    gone = [e for e in manifest.deletion_order() if e.urn not in mocks.seen]
-    if gone:
-        delete_entries(gone, manifest, mocks.providers, _cloud_from_config(config), out)
+) -> Deployment:
+    """Deploy ``config`` in-process; prints each step, the health report and the stack outputs.
+
+    ``out`` defaults to ``sys.stdout`` as it is when called. A failure raises ``InProcessError`` whose
+    ``.steps`` are the steps completed before it.
+    """
+    out = sys.stdout if out is None else out
+    the_plan, manifest, raw_config = _planned(config, stack, root, program)
+    problem = the_plan.problems()
+    if problem:
+        raise InProcessError(problem)
+    providers = ProviderCache(raw_config)
+    steps: list[Step] = []
+    print(f"in-process up: stack {stack}, {len(the_plan.run.resources)} resources; plan: "
+          f"{summary(the_plan.steps)}", file=out, flush=True)
+    pending = manifest.pending()
+    if pending:
+        print("  deletes left pending by an earlier run, first:", file=out, flush=True)
+        _deleting(pending, manifest, providers, out, steps, counted=pending)
+
+    mocks = ExecutingMocks(manifest=manifest, providers=providers, out=out, steps=steps)
+    try:
+        run = _run_program(config, stack, mocks, program)
+    finally:
+        mocks.wait_idle()  # steps already running finish (and are recorded) before we report
+    if mocks.failure is not None:
+        raise _with_steps(mocks.failure, steps)
+
+    # The replaced copies and what the program no longer declares go last, dependents first.
+    gone = final_deletes(manifest, mocks.seen)
+    doomed = manifest.pending() + gone
+    if doomed:
+        _deleting(doomed, manifest, providers, out, steps, counted=gone)
     print("outputs:", file=out)
     print(format_outputs(run.outputs, run.secret_outputs), file=out)
     print(NOTICE.format(manifest=manifest.path), file=out, flush=True)
-    return run
+    return Deployment(run=run, steps=steps)
 
 
-def down(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO = sys.stdout) -> int:
-    """Delete what ``up`` recorded in the manifest, dependents first. Returns how many were deleted."""
+def _run_program(config: Mapping[str, Any], stack: str, mocks: ExecutingMocks, program: Path) -> ProgramRun:
+    try:
+        return run_program(config, stack=stack, mocks=mocks, program=program)
+    except Exception as exc:  # noqa: BLE001 - re-raised below as the first failed step's error
+        mocks.wait_idle()
+        # The first failed step is the cause; what the SDK raised may be a later "not started".
+        if mocks.failure is None:
+            mocks.failure = exc
+        raise _with_steps(mocks.failure, mocks.steps) from None
+
+
+def _deleting(
+    entries: list[ManifestEntry],
+    manifest: Manifest,
+    providers: ProviderCache,
+    out: TextIO,
+    steps: list[Step],
+    *,
+    counted: list[ManifestEntry],
+) -> None:
+    """Delete ``entries``; those in ``counted`` become ``delete`` steps.
+
+    A replaced copy is not counted: its delete belongs to its ``replace`` step.
+    """
+
+    def record(entry: ManifestEntry) -> None:
+        if any(entry is c for c in counted):
+            steps.append(delete_step(entry))
+
+    try:
+        delete_entries(entries, manifest, providers, out, on_deleted=record)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the steps done so far
+        raise _with_steps(exc, steps) from None
+
+
+def _with_steps(failure: BaseException, steps: list[Step]) -> InProcessError:
+    if isinstance(failure, InProcessError):
+        failure.steps = list(steps)
+        return failure
+    wrapped = InProcessError(f"{type(failure).__name__}: {failure}", steps)
+    wrapped.__cause__ = failure
+    return wrapped
+
+
+def refresh(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO | None = None) -> list[Drift]:
+    """Read every recorded resource, print and return its drift, and record what is live."""
+    out = sys.stdout if out is None else out
     manifest = Manifest.load(manifest_path(root, stack), stack)
     entries = manifest.deletion_order()
     if not entries:
+        print(f"in-process refresh: nothing recorded for stack {stack} ({manifest.path})", file=out)
+        return []
+    raw_config, _ = stack_config(config)
+    print(f"in-process refresh: stack {stack}, {len(entries)} resources", file=out, flush=True)
+    drifts = refresh_manifest(manifest, ProviderCache(raw_config), out)
+    gone = sum(1 for d in drifts if d.gone)
+    print(f"refresh: {gone} gone, {len(drifts) - gone} drifted, {len(entries) - len(drifts)} unchanged",
+          file=out, flush=True)
+    return drifts
+
+
+def down(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO | None = None) -> int:
+    """Delete what the manifest records, pending deletes included, dependents first; returns how many."""
+    out = sys.stdout if out is None else out
+    manifest = Manifest.load(manifest_path(root, stack), stack)
+    entries = manifest.pending() + manifest.deletion_order()
+    if not entries:
         print(f"in-process down: nothing recorded for stack {stack} ({manifest.path})", file=out)
         return 0
-    protected = [f"{short_type(e.type)} {e.name}" for e in entries if e.protect]
+    protected = [f"{short_type(e.type)} {e.name}" for e in manifest.deletion_order() if e.protect]
     if protected:
         raise InProcessError(
             "refusing to delete protected resources: "
@@ -354,5 +221,5 @@ def down(config: Mapping[str, Any], *, stack: str, root: Path, out: TextIO = sys
         )
     raw_config, _ = stack_config(config)
     print(f"in-process down: stack {stack}, {len(entries)} resources", file=out, flush=True)
-    delete_entries(entries, manifest, ProviderCache(raw_config), _cloud_from_config(config), out)
+    delete_entries(entries, manifest, ProviderCache(raw_config), out)
     return len(entries)

@@ -51,6 +51,7 @@ class RecordedResource:
     custom: bool
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     protect: bool = False
+    delete_before_replace: bool | None = None
     additional_secret_outputs: list[str] = field(default_factory=list)
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +98,8 @@ class Registration:
     parent: str
     dependencies: list[str]
     protect: bool
+    # The deleteBeforeReplace resource option; None when the program left it unset (the provider decides).
+    delete_before_replace: bool | None = None
 
 
 _CURRENT = threading.local()
@@ -142,9 +145,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             custom=bool(request.custom),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             protect=bool(request.protect),
+            delete_before_replace=(
+                bool(request.deleteBeforeReplace) if request.deleteBeforeReplaceDefined else None
+            ),
             additional_secret_outputs=list(request.additionalSecretOutputs),
         )
-        _CURRENT.registration = Registration(urn, request.parent, record.dependencies, record.protect)
+        _CURRENT.registration = Registration(
+            urn, request.parent, record.dependencies, record.protect, record.delete_before_replace
+        )
         try:
             response = super().RegisterResource(request)
         finally:

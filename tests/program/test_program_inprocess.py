@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from program_configs import EXAMPLE_PASSWORD, example_cinder_config, lab_config
 
 from imagelib_ha import deploy
 from imagelib_ha.inprocess import executing
-from imagelib_ha.inprocess.manifest import Manifest, ManifestEntry, with_cloud
+from imagelib_ha.inprocess.manifest import Manifest, ManifestEntry
 
 
 def entry(urn: str, password: str = EXAMPLE_PASSWORD) -> ManifestEntry:
@@ -40,22 +41,24 @@ def test_cinder_config_is_refused_before_anything_is_touched(tmp_path: Path) -> 
     assert not executing.manifest_path(tmp_path, "example").exists()
 
 
-def test_manifest_keeps_no_secret_and_gives_it_back_from_the_current_config(tmp_path: Path) -> None:
+def test_manifest_stores_no_credentials_and_drops_those_of_older_manifests(tmp_path: Path) -> None:
     path = tmp_path / ".inprocess" / "s.json"
     manifest = Manifest.load(path, "s")
     manifest.put(entry("urn:a"))
-    manifest.put(entry("urn:b"))
-    text = path.read_text()
-    assert EXAMPLE_PASSWORD not in text
+    manifest.replace(entry("urn:a"), entry("urn:a"))
+    assert EXAMPLE_PASSWORD not in path.read_text()
     assert path.stat().st_mode & 0o077 == 0
+    data = json.loads(path.read_text())
+    assert [e["outputs"] for e in data["resources"] + data["pending_deletes"]] == [{"host": "h"}] * 2
+    # A manifest written before the providers read credentials in configure() kept a "cloud" output.
+    data["resources"][0]["outputs"]["cloud"] = {"auth_url": "http://k/v3", "password": None}
+    path.write_text(json.dumps(data))
     loaded = Manifest.load(path, "s")
-    assert [e.urn for e in loaded.deletion_order()] == ["urn:b", "urn:a"]
     stored = loaded.get("urn:a")
-    assert stored is not None and stored.outputs["cloud"]["password"] is None
-    restored = with_cloud(stored.outputs, {"auth_url": "http://k/v3", "password": "now"})
-    assert restored["cloud"]["password"] == "now" and restored["host"] == "h"
-    loaded.remove("urn:a")
-    loaded.remove("urn:b")
+    assert stored is not None and stored.outputs == {"host": "h"}
+    assert [e.urn for e in loaded.pending()] == ["urn:a"]
+    for left in [*loaded.pending(), *loaded.deletion_order()]:
+        loaded.forget(left)
     assert not path.exists()
 
 
@@ -106,7 +109,7 @@ def test_generated_lab_images_are_small_distinct_and_reproducible(tmp_path: Path
 def test_notice_without_cli_says_how_to_install_and_what_differs() -> None:
     notice = deploy.notice_without_cli()
     assert "https://www.pulumi.com/docs/install/" in notice
-    assert "no preview, no diff, no policy run" in notice
+    assert "no policy run" in notice and "preview" in notice
     assert ".inprocess/lab.json" in notice
 
 
@@ -193,4 +196,61 @@ def test_up_with_the_cli_logs_in_to_a_file_backend_inits_the_lab_stack_and_runs_
         "up --yes --stack lab" + suffix,
     ]
     assert (repo / ".lab-images" / "lab-tiny-a.raw").exists()
+    assert not (repo / ".inprocess").exists()
+
+
+def test_preview_and_refresh_with_the_cli_run_pulumi_preview_diff_and_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / ".pulumi-state").mkdir(parents=True)
+    (repo / "Pulumi.lab.yaml").write_text((deploy.REPO / "Pulumi.lab.yaml").read_text())
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
+    monkeypatch.setattr(deploy, "REPO", repo)
+    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
+    started: list[bool] = []
+    monkeypatch.setattr(deploy, "lab_environment", lambda start: started.append(start) or lab_env)
+    for key in lab_env:
+        monkeypatch.setenv(key, "placeholder")
+
+    assert deploy.main(["preview"]) == 0
+    assert deploy.main(["refresh"]) == 0
+
+    commands = [line.split(" | ")[0] for line in log.read_text().splitlines()]
+    assert [c for c in commands if not c.startswith(("login", "stack"))] == [
+        "preview --diff --stack lab",
+        "refresh --yes --stack lab",
+    ]
+    assert started == [False, False]  # neither starts a lab: there is nothing to preview or read without one
+    assert not (repo / ".inprocess").exists()
+
+
+def test_preview_without_the_cli_previews_in_process_and_touches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Pulumi.lab.yaml").write_text((deploy.REPO / "Pulumi.lab.yaml").read_text())
+    monkeypatch.setenv("PATH", str(tmp_path / "no-pulumi-here"))
+    monkeypatch.setattr(deploy, "REPO", repo)
+    monkeypatch.chdir(repo)  # the images' relative sources resolve against the project directory
+    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
+    monkeypatch.setattr(deploy, "lab_environment", lambda start: lab_env)
+    for key in lab_env:
+        monkeypatch.setenv(key, "placeholder")
+
+    assert deploy.main(["preview"]) == 0
+    assert deploy.main(["refresh"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "Previewing the same program" in printed and "plan: 7 to create" in printed
+    assert "+filesystem_store_datadir = /s" in printed
+    assert "in-process refresh: nothing recorded for stack lab" in printed
+    assert "pw-1" not in printed
     assert not (repo / ".inprocess").exists()

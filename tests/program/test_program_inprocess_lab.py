@@ -50,7 +50,8 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
     manifest_file = executing.manifest_path(tmp_path, stack)
     image_ids: dict[str, str] = {}
     try:
-        run = executing.up(config, stack=stack, root=tmp_path, out=out)
+        deployment = executing.up(config, stack=stack, root=tmp_path, out=out)
+        run = deployment.run
         # The health provider prints its live table (with latency) to stderr, as under the engine.
         live_table = capsys.readouterr().err
 
@@ -59,6 +60,7 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
         role_hosts = {e.outputs["hostname"] for e in recorded if e.type == ROLE}
         assert role_hosts == {"lab-host-1.lab.local", "lab-host-2.lab.local", "lab-host-3.lab.local"}
 
+        assert [s.op for s in deployment.steps] == ["create"] * 7
         assert run.outputs["serving_count"] == 3
         assert [r["status"] for r in run.outputs["health_report"]] == ["serving"] * 3
         endpoints = [h["endpoint"] for h in run.outputs["hosts"]]
@@ -75,8 +77,10 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
 
         # A second up against the manifest changes nothing and uploads nothing again.
         again = io.StringIO()
-        rerun = executing.up(config, stack=stack, root=tmp_path, out=again)
+        redeployment = executing.up(config, stack=stack, root=tmp_path, out=again)
+        rerun = redeployment.run
         rerun_err = capsys.readouterr().err
+        assert [s.op for s in redeployment.steps] == ["same"] * 7, again.getvalue()
         assert again.getvalue().count("unchanged ") == 7, again.getvalue()
         assert "created " not in again.getvalue()
         assert rerun.outputs["images"] == run.outputs["images"]
@@ -98,6 +102,13 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
         assert "Ran without the Pulumi engine" in printed
         assert cloud["password"] not in printed
         assert cloud["password"] not in manifest_file.read_text()
+
+        # Nothing drifted and nothing is planned: volatile figures (latency) are no outputs.
+        drift_out = io.StringIO()
+        drifts = executing.refresh(config, stack=stack, root=tmp_path, out=drift_out)
+        assert drifts == [], drift_out.getvalue()
+        planned = executing.preview(config, stack=stack, root=tmp_path, out=io.StringIO())
+        assert {s.op for s in planned} == {"same"}
     finally:
         deleted = executing.down(config, stack=stack, root=tmp_path, out=out)
 
