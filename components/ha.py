@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 
 from components.hosts import ImageLibraryHosts
-from imagelib_ha.names import resource_slug
 from components.storage import SharedImageStorage
+from imagelib_ha.names import resource_slug
 from imagelib_ha.providers.health import ImageLibraryHealth
 from imagelib_ha.providers.image import FailoverImage
 from imagelib_ha.providers.settings import ImageLibrarySettings, expected_store

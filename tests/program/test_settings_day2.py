@@ -40,7 +40,9 @@ def test_two_images_with_one_explicit_key_are_refused() -> None:
 
 def test_image_names_that_collide_after_slugging_are_refused() -> None:
     error = settings_error(with_images(
-        example_nfs_config(), {"name": "ubuntu 24.04", "source": "a.raw"}, {"name": "ubuntu/24.04", "source": "b"},
+        example_nfs_config(),
+        {"name": "ubuntu 24.04", "source": "a.raw"},
+        {"name": "ubuntu/24.04", "source": "b.raw"},
     ))
     assert error.keys == ["pcd-imagelib-ha:images[1].name"]
     assert "same resource name ('ubuntu-24.04')" in str(error)
@@ -51,8 +53,8 @@ def test_a_url_source_needs_a_digest_and_the_message_never_shows_its_credential(
     error = settings_error(with_images(example_nfs_config(), {"name": "u", "source": url}))
     assert error.keys == ["pcd-imagelib-ha:images[0].digest"]
     assert "S3cret" not in str(error)
-    settings = parse_settings(with_images(example_nfs_config(), {"name": "u", "source": url, "digest": DIGEST}),
-                              env={})
+    pinned = with_images(example_nfs_config(), {"name": "u", "source": url, "digest": DIGEST})
+    settings = parse_settings(pinned, env={})
     assert settings.images[0].digest == DIGEST
 
 

@@ -32,7 +32,7 @@ RECORDED = [
 
 def unpickle(blob: str) -> Any:
     # As python -m pulumi.dynamic does (pulumi 3.272.0, dynamic/__main__.py get_provider).
-    return _deserialize(lambda: dill.loads(base64.b64decode(blob)))  # noqa: S301 (our own blobs)
+    return _deserialize(lambda: dill.loads(base64.b64decode(blob)))
 
 
 @pytest.mark.parametrize(("release", "name", "blob"), RECORDED, ids=[f"{r}:{n}" for r, n, _ in RECORDED])

@@ -11,7 +11,10 @@ import pytest
 from imagelib_ha.providers.health import ImageLibraryHealthProvider
 from imagelib_ha.providers.settings import ImageLibrarySettingsProvider
 
-HOSTS = [{"host": "h1", "region": None, "mount_path": None}, {"host": "h2", "region": None, "mount_path": None}]
+HOSTS = [
+    {"host": "h1", "region": None, "mount_path": None},
+    {"host": "h2", "region": None, "mount_path": None},
+]
 
 
 def settings_inputs(**changes: Any) -> dict[str, Any]:
