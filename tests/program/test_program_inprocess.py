@@ -249,7 +249,7 @@ def test_preview_without_the_cli_previews_in_process_and_touches_nothing(
     assert deploy.main(["refresh"]) == 0
 
     printed = capsys.readouterr().out
-    assert "Previewing the same program" in printed and "plan: 7 to create" in printed
+    assert "Previewing the same program" in printed and "plan: 6 to create" in printed
     assert "+filesystem_store_datadir = /s" in printed
     assert "in-process refresh: nothing recorded for stack lab" in printed
     assert "pw-1" not in printed

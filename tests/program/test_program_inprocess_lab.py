@@ -16,7 +16,8 @@ from imagelib_ha.inprocess import executing
 from imagelib_ha.inprocess.manifest import Manifest
 from imagelib_ha.settings import parse_settings
 
-ROLE = "pulumi-python:dynamic/imagelib:ImageLibraryRole"
+BASELINE = "pulumi-python:dynamic/imagelib:ImageLibraryRoleBaseline"
+ROLES = "pulumi-python:dynamic/imagelib:ImageLibraryRoles"
 SETTINGS = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
 HEALTH = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
 IMAGE = "pulumi-python:dynamic/imagelib:FailoverImage"
@@ -56,11 +57,12 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
         live_table = capsys.readouterr().err
 
         recorded = Manifest.load(manifest_file, stack).entries
-        assert sorted(e.type for e in recorded) == sorted([SETTINGS, ROLE, ROLE, ROLE, HEALTH, IMAGE, IMAGE])
-        role_hosts = {e.outputs["hostname"] for e in recorded if e.type == ROLE}
+        assert sorted(e.type for e in recorded) == sorted([SETTINGS, BASELINE, ROLES, HEALTH, IMAGE, IMAGE])
+        roles = next(e for e in recorded if e.type == ROLES)
+        role_hosts = {m["hostname"] for m in roles.outputs["members"]}
         assert role_hosts == {"lab-host-1.lab.local", "lab-host-2.lab.local", "lab-host-3.lab.local"}
 
-        assert [s.op for s in deployment.steps] == ["create"] * 7
+        assert [s.op for s in deployment.steps] == ["create"] * 6
         assert run.outputs["serving_count"] == 3
         assert [r["status"] for r in run.outputs["health_report"]] == ["serving"] * 3
         endpoints = [h["endpoint"] for h in run.outputs["hosts"]]
@@ -80,13 +82,13 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
         redeployment = executing.up(config, stack=stack, root=tmp_path, out=again)
         rerun = redeployment.run
         rerun_err = capsys.readouterr().err
-        assert [s.op for s in redeployment.steps] == ["same"] * 7, again.getvalue()
-        assert again.getvalue().count("unchanged ") == 7, again.getvalue()
+        assert [s.op for s in redeployment.steps] == ["same"] * 6, again.getvalue()
+        assert again.getvalue().count("unchanged ") == 6, again.getvalue()
         assert "created " not in again.getvalue()
         assert rerun.outputs["images"] == run.outputs["images"]
 
         printed = out.getvalue()
-        assert printed.count("created    ImageLibraryRole") == 3
+        assert printed.count("created    ImageLibraryRoles ") == 1
         # One health table per run: the provider's live one when it validated (create) ...
         assert "HOSTNAME" not in printed, printed
         rows = [line.split() for line in live_table.splitlines()]
@@ -112,7 +114,7 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
     finally:
         deleted = executing.down(config, stack=stack, root=tmp_path, out=out)
 
-    assert deleted == 7
+    assert deleted == 6
     assert not manifest_file.exists()
     control_plane = GlanceHost(session, status["public_glance_url"])
     for name, image_id in image_ids.items():

@@ -36,12 +36,12 @@ def test_preview_of_a_new_lab_stack_plans_creates_and_shows_the_glance_store_lin
 
     assert {s.op for s in steps} == {"create"}
     assert sorted(s.type.rsplit(":", 1)[-1] for s in steps) == sorted(
-        ["ImageLibrarySettings", "ImageLibraryRole", "ImageLibraryRole", "ImageLibraryRole",
+        ["ImageLibrarySettings", "ImageLibraryRoleBaseline", "ImageLibraryRoles",
          "ImageLibraryHealth", "FailoverImage", "FailoverImage"]
     )
     text = out.getvalue()
     assert f"+filesystem_store_datadir = {lab_env['PCD_LAB_STORE_PATH']}" in text
-    assert "plan: 7 to create" in text
+    assert "plan: 6 to create" in text
     assert LAB_PASSWORD not in text
     assert not executing.manifest_path(tmp_path, "lab").exists()
 
@@ -96,7 +96,7 @@ def test_a_settings_change_shows_the_changed_glance_store_lines_as_a_unified_dif
 
 
 def test_changed_secret_inputs_are_named_but_never_shown() -> None:
-    step = Step("update", "urn:r", "pulumi-python:dynamic/imagelib:ImageLibraryRole", "r", ("cloud", "host"))
+    step = Step("update", "urn:r", "pulumi-python:dynamic/imagelib:ImageLibraryRoles", "r", ("cloud", "host"))
     lines = step_lines(step, {"cloud": {"password": "old-pw"}, "host": "a"},
                        {"cloud": {"password": "new-pw"}, "host": "b"}, {"cloud"})
     assert lines[1:] == ['        cloud: [secret] => [secret]', '        host: "a" => "b"']
