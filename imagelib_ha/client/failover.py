@@ -23,6 +23,7 @@ recorded no location); they are reported with their store path.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ from imagelib_ha.client.image_key import (
     OWNER_PROPERTY,
     attempt_image_id,
     attempt_number,
+    new_owner_token,
 )
 from imagelib_ha.client.image_source import ImageSource, SourceError
 from imagelib_ha.client.image_spec import ImageSpec, patch_to_spec
@@ -382,12 +384,14 @@ def create_image(
 ) -> FailoverResult:
     """Create (or adopt) the one image carrying ``spec.key``, trying ``endpoints`` by last known health.
 
-    ``spec.owner`` is the token the image will carry (an adopted image is patched to it). Raises
+    ``spec.owner`` is the token the image will carry (an adopted image is patched to it; a fresh one
+    when None, read it back from ``result.record``). Raises
     :class:`FailoverError` when every host fails or the API refuses a request; no record this run made
     is then left behind (unless no host could delete it, which the message says).
     """
     if not spec.owner:
-        raise ValueError("an image spec needs an owner token to create or adopt an image")
+        # A caller without a resource (a script, a drill) still leaves an owned image.
+        spec = dataclasses.replace(spec, owner=new_owner_token())
     if not endpoints:
         raise FailoverError(
             f"image {spec.name!r}: no image-library endpoint to try (is the image-library role assigned, "
