@@ -444,3 +444,38 @@ def test_a_lost_answer_after_a_full_upload_is_verified_through_the_next_host(
     else:
         assert (result.image_id, result.host, result.adopted) == (ID1, B, False)
         assert ("B", "DELETE", f"/v2/images/{ID0}") in calls(mock)
+
+
+def test_a_url_serving_other_bytes_than_pinned_is_an_error_and_leaves_no_record(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    url = "https://images.test/cirros.img"
+    mock.get(url, content=b"changed upstream" * 1000, headers={"Content-Length": "16000"})
+    mock.get(list_uri(A), json={"images": []})
+    mock.get(f"{A}/v2/images/{ID0}", [{"status_code": 404}, {"json": record(ID0, "queued")}])
+    mock.post(f"{A}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{A}/v2/images/{ID0}/file", text=consume_upload)
+    mock.delete(f"{A}/v2/images/{ID0}", status_code=204)
+    with pytest.raises(FailoverError, match="does not hold the pinned bytes") as err:
+        create_image(session(), spec(), ImageSource(url, expected_sha256=file_sha256(str(image_file))), [A],
+                     book=HostHealthBook())
+    assert "pin them" in str(err.value)
+    assert calls(mock)[-1] == ("A", "DELETE", f"/v2/images/{ID0}")
+    download = next(r for r in mock.request_history if r.netloc == "images.test")
+    assert download.verify not in (False, None)  # TLS verified (system store), never turned off
+
+
+def test_downloads_trust_the_system_store_plus_the_ca_bundle() -> None:
+    import ssl
+
+    from imagelib_ha.client.image_source import download_session
+
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    if not Path(bundle).exists():
+        pytest.skip("no system CA bundle file to use as an extra bundle")
+    adapter = download_session(bundle).get_adapter("https://images.test/x")
+    prepared = requests.Request("GET", "https://images.test/x").prepare()
+    _, pool_kwargs = adapter.build_connection_pool_key_attributes(prepared, True)
+    context = pool_kwargs["ssl_context"]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.get_ca_certs()
+    assert download_session(None).get_adapter("https://images.test/x").__class__.__name__ == "HTTPAdapter"

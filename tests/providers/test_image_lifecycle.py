@@ -244,3 +244,27 @@ def test_a_legacy_resources_delete_leaves_an_image_another_resource_holds(
     engine.state["legacy"] = (image_id, outs)
     engine.up({})
     assert image_id not in glance.images  # no owner: still the legacy resource's own image
+
+
+def test_a_pinned_url_image_with_an_insecure_region_downloads_verified_and_moves_in_place(
+    files: dict[str, Path]
+) -> None:
+    HOST_HEALTH.forget()
+    data = files["first"].read_bytes()
+    url, mirror = "https://images.test/cirros.raw", "https://mirror.test/cirros.raw"
+    engine = Engine(configured(FailoverImageProvider(), {**CLOUD, "insecure": True}))
+    pin = "sha256:" + hashlib.sha256(data).hexdigest()
+    with requests_mock.Mocker(real_http=False) as m:
+        m.post(f"{AUTH_URL}/auth/tokens", json=token_body(CATALOG), headers={"X-Subject-Token": "t"},
+               status_code=201)
+        fake = FakeGlance(m, HOST)
+        m.get(url, content=data)
+        m.get(mirror, content=data)
+        engine.up({"cirros": {**image(files["first"]), "source": url, "digest": pin}})
+        image_id = engine.id_of("cirros")
+        assert fake.active()[image_id]["os_hash_value"] == hashlib.sha512(data).hexdigest()
+        downloads = [r for r in m.request_history if r.netloc == "images.test"]
+        assert len(downloads) == 1 and downloads[0].verify not in (False, None)
+        engine.up({"cirros": {**image(files["first"]), "source": mirror, "digest": pin}})
+        assert engine.steps[-1] == ("update", "cirros") and engine.id_of("cirros") == image_id
+        assert not [r for r in m.request_history if r.netloc == "mirror.test"]  # no download for a move
