@@ -15,7 +15,7 @@ Ownership is the ``pcd_imagelib_ha_owner`` property (see :mod:`imagelib_ha.clien
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from keystoneauth1 import session as ks_session
@@ -126,8 +126,3 @@ def delete_owned(
             failures.append(f"{endpoint}: {exc.reason}")
     raise GlanceError(f"no image-library host could delete image {image_id}: " + "; ".join(failures))
 
-
-def owner_of(record: Mapping[str, Any]) -> str | None:
-    """The owner token a record carries, or None."""
-    value = record.get(OWNER_PROPERTY)
-    return str(value) if value else None
