@@ -112,7 +112,8 @@ def _candidate_endpoints(session: ks_session.Session, inputs: Mapping[str, Any],
     Always the region's current ``image-cluster`` endpoints from the catalog (read after
     re-authenticating): a host that lost the role since the health resource ran is not used, a host
     that gained it is. The health resource's endpoints come first, as the hint of which host served.
-    For an upload, a host the hint does not vouch for is probed and skipped when drained; for reads,
+    For an upload, a host the hint does not vouch for is probed (within the connect timeout) unless the
+    host-health book knows it bad: skipped when drained, marked bad when not serving; for reads,
     updates and deletes the hint's hosts stay too (one that went away may still answer). The public
     ``image`` endpoint is never among them.
     """
@@ -124,8 +125,18 @@ def _candidate_endpoints(session: ks_session.Session, inputs: Mapping[str, Any],
         return list(dict.fromkeys([*hint, *catalog]))
     timeouts = _timeouts(inputs)
     vouched = [e for e in hint if e in catalog]
-    others = [e for e in catalog if e not in vouched
-              and GlanceHost(session, e, timeouts=timeouts).probe(timeout=timeouts.read).status != "drained"]
+    others = []
+    for endpoint in catalog:
+        if endpoint in vouched:
+            continue
+        if not HOST_HEALTH.is_bad(endpoint):
+            # Bounded by the connect timeout: a frozen host must not cost every image a read timeout.
+            probe = GlanceHost(session, endpoint, timeouts=timeouts).probe(timeout=timeouts.connect)
+            if probe.status == "drained":
+                continue
+            if probe.status != "serving":
+                HOST_HEALTH.mark_bad(endpoint, probe.reason)  # tried last, by this image and later ones
+        others.append(endpoint)
     return list(dict.fromkeys([*vouched, *others]))
 
 
