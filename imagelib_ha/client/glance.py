@@ -27,6 +27,8 @@ import requests
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 
+from imagelib_ha.client.errors import PcdError
+
 # Big enough that per-chunk Python overhead is negligible next to the socket and sha512, small enough
 # that memory does not depend on the image size.
 CHUNK_SIZE = 1024 * 1024
@@ -37,8 +39,8 @@ JSON_PATCH = "application/openstack-images-v2.1-json-patch"
 LEFTOVER_STATUSES = frozenset({"queued", "saving", "killed", "uploading", "importing"})
 
 
-class GlanceError(Exception):
-    """A Glance request failed."""
+class GlanceError(PcdError):
+    """A Glance request failed (one branch of the client's error family, :class:`PcdError`)."""
 
 
 class HostUnavailable(GlanceError):

@@ -2,77 +2,67 @@
 
 Lifecycle:
 
-* ``check`` validates the inputs (unknowns at preview pass), computes ``content_digest`` (sha256 of a
-  file's bytes, or of a URL) and ``key`` (``<identity>:<digest[:16]>``).
-* ``diff`` is precise and ignores ``__provider``. A new content digest, key, source, format or region
-  replaces the image: the new key gets new attempt ids, so a replacement can never adopt (and then
-  lose, when the old one is deleted) the image it replaces. Name, visibility, properties and tags
-  update in place. ``endpoints`` and ``health`` only carry the dependency on the health resource and
+* ``check`` judges every input before anything is touched (:mod:`imagelib_ha.providers.image_check`)
+  and computes ``content_digest`` (the sha256 of the image's bytes: a file's hash, or a URL's pinned
+  ``digest``) and ``key`` (``<identity>:<digest[:16]>:<disk_format>/<container_format>``).
+* ``diff`` is precise and ignores ``__provider``. Only a change of the image itself replaces it: its
+  bytes (``content_digest``), ``disk_format``, ``container_format`` or ``region``; the new key then has
+  new attempt ids, so a replacement never shares a key or an id with the image it replaces. Everything
+  else is an in-place update: name, visibility, properties and tags; the source's location (a moved
+  file with the same bytes); the key's spelling (an identity change, or the key scheme of an earlier
+  release); timeouts. ``endpoints`` and ``health`` only carry the dependency on the health resource and
   which hosts to try first: their changes alone are no change to the image.
-* ``create`` runs the failover engine (``client.failover``): adopt an active image with the key, else
-  upload through the healthiest host, failing over; partial files a dead host left are reported in
-  ``orphans``.
-* ``read`` finds the image (by id, else by key); deleted out of band → gone (empty id).
-* ``update`` applies name/visibility/properties/tags with one JSON patch and returns full outputs.
-* ``delete`` deletes every image record carrying the key.
+* ``create`` draws a fresh owner token (output ``owner``) and runs the failover engine
+  (``client.failover``): adopt an active image carrying the key (its owner property moves to this
+  resource), else upload through the healthiest host, failing over. The hosts are the region's current
+  ``image-cluster`` endpoints, those the health resource reported first.
+* ``read`` finds the image (by id, else by owner token); deleted out of band → gone (empty id).
+* ``update`` brings the record to the inputs with one JSON patch: metadata, key, and the owner property
+  (which a resource of an earlier release, having no token, gets here: the upgrade replaces nothing).
+* ``delete`` deletes only what this resource owns (``client.image_records``).
 
-The provider keeps nothing on ``self``: sessions are built per call, and the only shared state (the
-host-health book, the digest cache) is lock-protected, since up to four gRPC threads share the object.
+The provider keeps nothing on ``self`` after ``configure``: sessions are built per call, and the only
+shared state (the host-health book, the file-facts cache) is lock-protected, since up to four gRPC
+threads share the object.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import hashlib
 import sys
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from keystoneauth1 import session as ks_session
 from pulumi import Output
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from imagelib_ha.client.catalog import image_cluster_endpoints
-from imagelib_ha.client.failover import (
-    HOST_HEALTH,
-    KEY_PROPERTY,
-    ImageSource,
-    ImageSpec,
-    content_digest,
-    create_image,
-    find_image,
-    is_url,
-    make_key,
-)
+from imagelib_ha.client.failover import create_image
 from imagelib_ha.client.glance import GlanceError, GlanceHost, HostUnavailable, Timeouts
-from imagelib_ha.client.health import CANARY_PROPERTY
+from imagelib_ha.client.host_health import HOST_HEALTH
+from imagelib_ha.client.image_key import KEY_PROPERTY, OWNER_PROPERTY, make_key, new_owner_token
+from imagelib_ha.client.image_records import delete_owned, find_image
+from imagelib_ha.client.image_source import ImageSource, is_url, parse_digest
+from imagelib_ha.client.image_spec import ImageSpec, patch_to_spec
 from imagelib_ha.providers.access import CloudConfiguredProvider
 from imagelib_ha.providers.common import (
     SeededResource,
-    contains_unknown,
     diff_inputs,
     fill_defaults,
     inputs_with_defaults,
     is_unknown,
 )
+from imagelib_ha.providers.image_check import content_digest_of, input_failures
 
-LOG = logging.getLogger(__name__)
-
-# Inputs with their defaults (None: optional). ``region``, ``name``, ``source``,
-# ``disk_format``, ``container_format`` and ``identity`` are required.
+# Inputs with their defaults (None: optional). ``region``, ``name``, ``source``, ``disk_format``,
+# ``container_format`` and ``identity`` are required; ``digest`` is required for a URL source.
 INPUT_DEFAULTS: dict[str, Any] = {
     "visibility": None,
     "properties": {},
     "tags": [],
     "identity": None,
+    "digest": None,
     "health": None,
     "endpoints": None,
     "connect_timeout": 3,
@@ -85,47 +75,12 @@ INPUT_KEYS = (*REQUIRED, *INPUT_DEFAULTS)
 DERIVED_KEYS = ("content_digest", "key")
 
 # Output-only keys: seeded with None so each exists as an attribute on the resource object.
-OUTPUT_KEYS = ("image_id", "status", "size", "os_hash_value", "host", "attempts", "orphans")
+OUTPUT_KEYS = ("owner", "image_id", "status", "size", "os_hash_value", "host", "attempts", "orphans")
 
-REPLACE_ON = ("content_digest", "key", "disk_format", "container_format", "source", "region")
+# What the image *is*: a change of one of these is a new image. Nothing else replaces it.
+REPLACE_ON = ("content_digest", "disk_format", "container_format", "region")
 # Carry the dependency on the health resource and the hosts to try: not part of the image.
 NOT_THE_IMAGE = ("endpoints", "health")
-
-DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
-CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
-VISIBILITIES = ("public", "private", "shared", "community")
-# Image attributes Glance owns or this project uses: not settable as custom properties.
-RESERVED_PROPERTIES = frozenset({
-    "id", "name", "status", "visibility", "tags", "disk_format", "container_format", "size",
-    "virtual_size", "checksum", "os_hash_algo", "os_hash_value", "owner", "created_at", "updated_at",
-    "locations", "direct_url", "self", "file", "schema", "protected", "os_hidden", "min_disk", "min_ram",
-    "stores", KEY_PROPERTY, CANARY_PROPERTY,
-})
-
-
-# -- content digest, cached: check runs at every preview and a large image takes seconds to hash ----
-
-_DIGESTS: dict[tuple[str, int, int, int], str] = {}
-_DIGESTS_LOCK = threading.Lock()
-
-
-def cached_content_digest(source: str) -> str:
-    """:func:`content_digest`, remembered per (path, size, mtime, inode) for local files."""
-    if is_url(source):
-        return content_digest(source)
-    stat = os.stat(source)
-    cache_key = (os.path.abspath(source), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    with _DIGESTS_LOCK:
-        known = _DIGESTS.get(cache_key)
-    if known is not None:
-        return known
-    digest = content_digest(source)
-    with _DIGESTS_LOCK:
-        _DIGESTS[cache_key] = digest
-    return digest
-
-
-# -- helpers ---------------------------------------------------------------------------------------
 
 
 def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,94 +88,8 @@ def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     return inputs_with_defaults(props, INPUT_KEYS, INPUT_DEFAULTS)
 
 
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _source_failures(source: Any) -> list[CheckFailure]:
-    if is_unknown(source):
-        return []
-    if not _is_str(source):
-        return [CheckFailure("source", "must be a local file path or an http(s) URL")]
-    if is_url(source):
-        return []
-    if not os.path.isfile(source):
-        return [CheckFailure("source", f"file {source!r} does not exist or is not a regular file: give the "
-                                       "path of the image file (relative to the project directory) or a URL")]
-    if not os.access(source, os.R_OK):
-        return [CheckFailure("source", f"file {source!r} is not readable by this user")]
-    return []
-
-
-def _choice_failures(inputs: Mapping[str, Any], key: str, allowed: Sequence[str], *, optional: bool = False
-                     ) -> list[CheckFailure]:
-    value = inputs.get(key)
-    if is_unknown(value) or (optional and value is None):
-        return []
-    if value not in allowed:
-        suffix = " (or null)" if optional else ""
-        return [CheckFailure(key, f"must be one of {', '.join(allowed)}{suffix}")]
-    return []
-
-
-def _property_failures(properties: Any) -> list[CheckFailure]:
-    if is_unknown(properties):
-        return []
-    if not isinstance(properties, Mapping):
-        return [CheckFailure("properties", "must be a map of property names to string values")]
-    failures = []
-    for name, value in properties.items():
-        if name in RESERVED_PROPERTIES:
-            failures.append(CheckFailure("properties", f"{name!r} is set by Glance or by this project and "
-                                                       "cannot be a custom property: remove it"))
-        elif not is_unknown(value) and not isinstance(value, str):
-            failures.append(CheckFailure("properties", f"{name!r} must be a string (quote numbers)"))
-    return failures
-
-
-def _tag_failures(tags: Any) -> list[CheckFailure]:
-    if is_unknown(tags):
-        return []
-    if not isinstance(tags, list) or not all(is_unknown(t) or isinstance(t, str) for t in tags):
-        return [CheckFailure("tags", "must be a list of strings")]
-    return []
-
-
-def _timeout_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
-    failures = []
-    for key in ("connect_timeout", "read_timeout"):
-        value = inputs.get(key)
-        if is_unknown(value):
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            failures.append(CheckFailure(key, "must be a number of seconds, more than zero"))
-    return failures
-
-
 def _timeouts(inputs: Mapping[str, Any]) -> Timeouts:
     return Timeouts(connect=float(inputs["connect_timeout"]), read=float(inputs["read_timeout"]))
-
-
-def _candidate_endpoints(session: ks_session.Session, inputs: Mapping[str, Any], *, upload: bool = False
-                         ) -> list[str]:
-    """The hosts to use, best first.
-
-    For an upload: the health resource's serving endpoints; only when it gives none, the catalog's
-    ``image-cluster`` endpoints minus drained hosts (a drained host is never chosen for uploads). For
-    reads, updates and deletes: those endpoints, then the rest of the catalog (read after
-    re-authenticating), which covers hosts that went away since. The public ``image`` endpoint is never
-    among them.
-    """
-    given = inputs.get("endpoints")
-    endpoints = [e.rstrip("/") for e in given if isinstance(e, str)] if isinstance(given, list) else []
-    if upload and endpoints:
-        return endpoints
-    catalog = image_cluster_endpoints(session, region=str(inputs["region"]), reauthenticate=True)
-    if upload:
-        timeouts = _timeouts(inputs)
-        return [e for e in catalog
-                if GlanceHost(session, e, timeouts=timeouts).probe(timeout=timeouts.read).status != "drained"]
-    return list(dict.fromkeys([*endpoints, *catalog]))
 
 
 def _progress(message: str) -> None:
@@ -228,47 +97,67 @@ def _progress(message: str) -> None:
     print(f"[FailoverImage] {message}", file=sys.stderr, flush=True)
 
 
-def _managed_view(record: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The mutable fields as Glance has them now, for drift: name, visibility, our properties, tags."""
-    wanted = inputs.get("properties") or {}
-    return {
-        "name": record.get("name"),
-        "visibility": record.get("visibility") if inputs.get("visibility") is not None else None,
-        "properties": {k: record[k] for k in wanted if k in record},
-        "tags": sorted(record.get("tags") or []),
-    }
+def _legacy_url_digest(olds: Mapping[str, Any]) -> bool:
+    """True for state of an earlier release whose URL image's digest was the sha256 of the URL itself."""
+    source, digest = olds.get("source"), olds.get("content_digest")
+    if not (isinstance(source, str) and is_url(source)):
+        return False
+    return digest == hashlib.sha256(source.encode()).hexdigest()
 
 
-def _patch_operations(record: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]
-                      ) -> list[dict[str, Any]]:
-    """The JSON patch that brings ``record`` to ``new``'s name/visibility/properties/tags.
+def _candidate_endpoints(session: ks_session.Session, inputs: Mapping[str, Any], *, upload: bool = False
+                         ) -> list[str]:
+    """The hosts to use, best first (the failover engine then orders them by last known health).
 
-    Glance answers 409 to ``add`` on a property that exists, so existing ones are replaced; properties
-    this resource set before and no longer wants are removed.
+    Always the region's current ``image-cluster`` endpoints from the catalog (read after
+    re-authenticating): a host that lost the role since the health resource ran is not used, a host
+    that gained it is. The health resource's endpoints come first, as the hint of which host served.
+    For an upload, a host the hint does not vouch for is probed (within the connect timeout) unless the
+    host-health book knows it bad: skipped when drained, marked bad when not serving; for reads,
+    updates and deletes the hint's hosts stay too (one that went away may still answer). The public
+    ``image`` endpoint is never among them.
     """
-    ops: list[dict[str, Any]] = []
-    if record.get("name") != new["name"]:
-        ops.append({"op": "replace", "path": "/name", "value": new["name"]})
-    if new.get("visibility") is not None and record.get("visibility") != new["visibility"]:
-        ops.append({"op": "replace", "path": "/visibility", "value": new["visibility"]})
-    new_props: Mapping[str, str] = new.get("properties") or {}
-    for name, value in new_props.items():
-        if name not in record:
-            ops.append({"op": "add", "path": f"/{name}", "value": value})
-        elif record[name] != value:
-            ops.append({"op": "replace", "path": f"/{name}", "value": value})
-    for name in old.get("properties") or {}:
-        if name not in new_props and name in record:
-            ops.append({"op": "remove", "path": f"/{name}"})
-    if sorted(record.get("tags") or []) != sorted(new.get("tags") or []):
-        ops.append({"op": "replace", "path": "/tags", "value": list(new.get("tags") or [])})
-    return ops
+    given = inputs.get("endpoints")
+    hint = [e.rstrip("/") for e in given if isinstance(e, str)] if isinstance(given, list) else []
+    catalog = [e.rstrip("/") for e in
+               image_cluster_endpoints(session, region=str(inputs["region"]), reauthenticate=True)]
+    if not upload:
+        return list(dict.fromkeys([*hint, *catalog]))
+    timeouts = _timeouts(inputs)
+    vouched = [e for e in hint if e in catalog]
+    others = []
+    for endpoint in catalog:
+        if endpoint in vouched:
+            continue
+        if not HOST_HEALTH.is_bad(endpoint):
+            # Bounded by the connect timeout: a frozen host must not cost every image a read timeout.
+            probe = GlanceHost(session, endpoint, timeouts=timeouts).probe(timeout=timeouts.connect)
+            if probe.status == "drained":
+                continue
+            if probe.status != "serving":
+                HOST_HEALTH.mark_bad(endpoint, probe.reason)  # tried last, by this image and later ones
+        others.append(endpoint)
+    return list(dict.fromkeys([*vouched, *others]))
 
 
-def _outputs(inputs: Mapping[str, Any], record: Mapping[str, Any], *, host: str | None,
+def _spec(inputs: Mapping[str, Any], owner: str | None) -> ImageSpec:
+    return ImageSpec(
+        key=inputs["key"],
+        name=inputs["name"],
+        disk_format=inputs["disk_format"],
+        container_format=inputs["container_format"],
+        owner=owner,
+        visibility=inputs["visibility"],
+        properties=dict(inputs["properties"] or {}),
+        tags=list(inputs["tags"] or []),
+    )
+
+
+def _outputs(inputs: Mapping[str, Any], record: Mapping[str, Any], *, owner: str | None, host: str | None,
              attempts: Any, orphans: Any) -> dict[str, Any]:
     outs = dict(inputs)
     outs.update(
+        owner=owner,
         image_id=str(record["id"]),
         status=record.get("status"),
         size=record.get("size"),
@@ -285,75 +174,60 @@ class FailoverImageProvider(CloudConfiguredProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = _inputs(news)
-        failures = self.cloud_failures()
-        for key in ("region", "name", "identity"):
-            value = inputs[key]
-            if not is_unknown(value) and not _is_str(value):
-                hint = ("set it, or let the program derive <project>/<stack>/<name>" if key == "identity"
-                        else "it is required")
-                failures.append(CheckFailure(key, f"must be a non-empty string: {hint}"))
-        failures += _source_failures(inputs["source"])
-        failures += _choice_failures(inputs, "disk_format", DISK_FORMATS)
-        failures += _choice_failures(inputs, "container_format", CONTAINER_FORMATS)
-        failures += _choice_failures(inputs, "visibility", VISIBILITIES, optional=True)
-        failures += _property_failures(inputs["properties"])
-        failures += _tag_failures(inputs["tags"])
-        failures += _timeout_failures(inputs)
-        endpoints = inputs["endpoints"]
-        if not contains_unknown(endpoints) and endpoints is not None and not (
-            isinstance(endpoints, list) and all(isinstance(e, str) for e in endpoints)
-        ):
-            failures.append(CheckFailure("endpoints", "must be a list of endpoint URLs (the health "
-                                                      "resource's endpoints output)"))
+        failures = self.cloud_failures() + input_failures(inputs)
         inputs["content_digest"] = None
         inputs["key"] = None
         source, identity = inputs["source"], inputs["identity"]
-        if not failures and not is_unknown(source) and not is_unknown(identity):
-            try:
-                digest = cached_content_digest(source)
-            except OSError as exc:
-                failures.append(CheckFailure("source", f"cannot read {source!r}: {exc.strerror}"))
-            else:
+        if not failures and not any(is_unknown(inputs[k]) for k in
+                                    ("source", "identity", "digest", "disk_format", "container_format")):
+            digest, failure = content_digest_of(source, inputs["digest"])
+            if failure is not None:
+                failures.append(failure)
+            elif digest is not None:
                 inputs["content_digest"] = digest
-                inputs["key"] = make_key(identity, digest)
+                inputs["key"] = make_key(identity, digest, inputs["disk_format"], inputs["container_format"])
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         keys = [k for k in (*INPUT_KEYS, *DERIVED_KEYS) if k not in NOT_THE_IMAGE]
         old_inputs = fill_defaults({k: olds.get(k) for k in keys}, INPUT_DEFAULTS)
         new_inputs = {k: news.get(k) for k in keys}
-        return diff_inputs(old_inputs, new_inputs, replace_on=REPLACE_ON, stored=olds)
+        replace_on: tuple[str, ...] = REPLACE_ON
+        if _legacy_url_digest(olds) and news.get("source") == olds.get("source"):
+            # An earlier release digested a URL source's text, not its bytes: the first pin of the same
+            # URL is no new content by itself (``update`` verifies the image holds the pinned bytes).
+            replace_on = tuple(k for k in REPLACE_ON if k != "content_digest")
+        result = diff_inputs(old_inputs, new_inputs, replace_on=replace_on, stored=olds)
+        if not olds.get("owner") and olds.get("image_id"):
+            # State of a release without owner tokens: the update records this resource's ownership.
+            return DiffResult(changes=True, replaces=result.replaces, stables=result.stables,
+                              delete_before_replace=result.delete_before_replace)
+        return result
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
-        inputs["content_digest"] = props.get("content_digest")
-        inputs["key"] = props.get("key")
+        inputs["content_digest"], inputs["key"] = props.get("content_digest"), props.get("key")
         if not inputs["key"]:
-            digest = cached_content_digest(inputs["source"])
-            inputs["content_digest"], inputs["key"] = digest, make_key(inputs["identity"], digest)
+            digest, failure = content_digest_of(inputs["source"], inputs["digest"])
+            if failure is not None or digest is None:
+                raise GlanceError(failure.reason if failure else "a URL source needs its digest")
+            inputs["content_digest"] = digest
+            inputs["key"] = make_key(inputs["identity"], digest, inputs["disk_format"],
+                                     inputs["container_format"])
+        owner = new_owner_token()
         session = self.session()
+        timeouts = _timeouts(inputs)
+        source = ImageSource(inputs["source"], expected_sha256=inputs["content_digest"],
+                             ca_bundle=self.access.ca_bundle, timeouts=timeouts)
         with self.cloud_errors_explained():
             endpoints = _candidate_endpoints(session, inputs, upload=True)
-        spec = ImageSpec(
-            key=inputs["key"],
-            name=inputs["name"],
-            disk_format=inputs["disk_format"],
-            container_format=inputs["container_format"],
-            visibility=inputs["visibility"],
-            properties=dict(inputs["properties"] or {}),
-            tags=list(inputs["tags"] or []),
-        )
-        timeouts = _timeouts(inputs)
-        verify = session.verify if session.verify is not None else True
-        source = ImageSource(inputs["source"], verify=verify, timeouts=timeouts)
-        with self.cloud_errors_explained():
-            result = create_image(session, spec, source, endpoints, timeouts=timeouts, progress=_progress)
+            result = create_image(session, _spec(inputs, owner), source, endpoints, timeouts=timeouts,
+                                  progress=_progress)
         if result.orphans:
             _progress("partial data files dead hosts may have left (remove them on a host that mounts the "
-                      "store): "
-                      + ", ".join(o.path or o.image_id for o in result.orphans))
-        outs = _outputs(inputs, result.record, host=result.host, attempts=result.attempts_as_dicts(),
-                        orphans=result.orphans_as_dicts())
+                      "store): " + ", ".join(o.path or o.image_id for o in result.orphans))
+        outs = _outputs(inputs, result.record, owner=owner, host=result.host,
+                        attempts=result.attempts_as_dicts(), orphans=result.orphans_as_dicts())
         return CreateResult(id_=result.image_id, outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -363,92 +237,106 @@ class FailoverImageProvider(CloudConfiguredProvider):
         with self.cloud_errors_explained():
             endpoints = _candidate_endpoints(session, inputs)
             _, record = find_image(session, str(key or ""), endpoints, image_id=id_ or None,
-                                   timeouts=_timeouts(inputs))
+                                   owner=props.get("owner"), timeouts=_timeouts(inputs))
         if record is None or (key and record.get(KEY_PROPERTY) not in (None, key)):
             return ReadResult(id_="", outs={})  # deleted out of band
-        view = _managed_view(record, inputs)
+        wanted = inputs["properties"] or {}
         wanted_tags = list(inputs["tags"] or [])
+        tags = sorted(record.get("tags") or [])
         outs = dict(props)
         outs.update(
             image_id=str(record["id"]),
-            name=view["name"],
+            name=record.get("name"),
             # Only the properties this resource manages, as Glance has them now: one removed or changed
             # out of band shows as drift, and the next update puts it back.
-            properties=view["properties"],
-            tags=wanted_tags if sorted(wanted_tags) == view["tags"] else view["tags"],
+            properties={k: record[k] for k in wanted if k in record},
+            tags=wanted_tags if sorted(wanted_tags) == tags else tags,
             status=record.get("status"),
             size=record.get("size"),
             os_hash_value=record.get("os_hash_value"),
         )
         if inputs["visibility"] is not None:
-            outs["visibility"] = view["visibility"]
+            outs["visibility"] = record.get("visibility")
         return ReadResult(id_=str(record["id"]), outs=outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
         inputs["content_digest"] = news.get("content_digest") or olds.get("content_digest")
         inputs["key"] = news.get("key") or olds.get("key")
+        # A resource of a release without owner tokens takes ownership here (the upgrade's update).
+        owner = olds.get("owner") or new_owner_token()
+        spec = _spec(inputs, owner)
         session = self.session()
-        with self.cloud_errors_explained():
-            endpoints = _candidate_endpoints(session, inputs)
         timeouts = _timeouts(inputs)
         last: GlanceError | None = None
         with self.cloud_errors_explained():
+            endpoints = _candidate_endpoints(session, inputs)
             for endpoint in HOST_HEALTH.order(endpoints):
                 host = GlanceHost(session, endpoint, timeouts=timeouts)
                 try:
-                    record = host.get_image(id_)
-                    if record is None:
-                        raise GlanceError(
-                            f"image {id_} ({inputs['name']!r}) no longer exists: it was deleted outside this "
-                            "stack. Run a refresh, then up again, to create it anew."
-                        )
-                    ops = _patch_operations(record, olds, inputs)
+                    record = self._owned_record(host, id_, inputs["name"], owner)
+                    if _legacy_url_digest(olds) and olds.get("content_digest") != inputs["content_digest"]:
+                        self._verify_pin(record, inputs, timeouts)
+                    ops = patch_to_spec(record, spec, previous_properties=olds.get("properties") or {})
                     if ops:
                         record = host.update_image(id_, ops)
                         changed = ", ".join(f"{o['op']} {o['path']}" for o in ops)
                         _progress(f"{endpoint}: updated {id_}: {changed}")
                     HOST_HEALTH.mark_good(endpoint)
-                    outs = _outputs(inputs, record, host=olds.get("host"), attempts=olds.get("attempts"),
-                                    orphans=olds.get("orphans"))
+                    outs = _outputs(inputs, record, owner=owner, host=olds.get("host"),
+                                    attempts=olds.get("attempts"), orphans=olds.get("orphans"))
                     return UpdateResult(outs=outs)
                 except HostUnavailable as exc:
                     HOST_HEALTH.mark_bad(endpoint, exc.reason)
                     last = exc
         raise GlanceError(f"no image-library host could update image {id_}: {last}")
 
+    @staticmethod
+    def _owned_record(host: GlanceHost, id_: str, name: str, owner: str) -> dict[str, Any]:
+        record = host.get_image(id_)
+        if record is None:
+            raise GlanceError(f"image {id_} ({name!r}) no longer exists: it was deleted outside this stack. "
+                              "Run a refresh, then up again, to create it anew.")
+        holder = record.get(OWNER_PROPERTY)
+        if holder and holder != owner:
+            raise GlanceError(
+                f"image {id_} ({name!r}) is held by another resource now (it adopted the image: two images "
+                "configured with one key?). Give each image its own key; this resource leaves it alone.")
+        return record
+
+    def _verify_pin(self, record: Mapping[str, Any], inputs: Mapping[str, Any], timeouts: Timeouts) -> None:
+        """The first pin of an earlier release's URL image: the URL's bytes must be the pinned ones and
+        the image's (compared by sha512, which Glance records)."""
+        pinned = parse_digest(str(inputs["digest"] or ""))
+        source = ImageSource(inputs["source"], expected_sha256=pinned, ca_bundle=self.access.ca_bundle,
+                             timeouts=timeouts)
+        body = source.open()
+        for _ in body:  # the pin is checked while reading: SourceError if the URL serves other bytes
+            pass
+        if record.get("os_hash_value") not in (None, body.sha512):
+            raise GlanceError(
+                f"image {record['id']} does not hold the bytes {source.label} serves now (pinned digest "
+                f"sha256:{pinned}): pin the digest of the bytes the image holds, or accept a new image by "
+                "changing its key")
+
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)
-        key = props.get("key")
         session = self.session()
         with self.cloud_errors_explained():
             endpoints = _candidate_endpoints(session, inputs)
-        failures: list[str] = []
-        with self.cloud_errors_explained():
-            for endpoint in HOST_HEALTH.order(endpoints):
-                host = GlanceHost(session, endpoint, timeouts=_timeouts(inputs))
-                try:
-                    ids = {id_} if id_ else set()
-                    if key:
-                        # Every record with this key is this resource's (the key holds its identity).
-                        ids |= {str(r["id"]) for r in host.find_by_property(KEY_PROPERTY, key)}
-                    for image_id in sorted(ids):
-                        if host.delete_image(image_id):
-                            _progress(f"{endpoint}: deleted {image_id}")
-                    return
-                except HostUnavailable as exc:
-                    HOST_HEALTH.mark_bad(endpoint, exc.reason)
-                    failures.append(f"{endpoint}: {exc.reason}")
-        raise GlanceError(f"no image-library host could delete image {id_}: " + "; ".join(failures))
+            delete_owned(session, endpoints, image_id=id_ or None, key=props.get("key"),
+                         owner=props.get("owner"), progress=_progress, timeouts=_timeouts(inputs))
 
 
 class FailoverImage(SeededResource, module="imagelib", name="FailoverImage"):
     """A Glance image uploaded through the first healthy image-library host, never twice.
 
-    The image carries ``pcd_imagelib_ha_key`` (stable identity + content digest); a content change
-    replaces the resource, name/visibility/properties/tags update in place.
+    The image carries ``pcd_imagelib_ha_key`` (identity, content digest, formats) and
+    ``pcd_imagelib_ha_owner`` (this resource's token); new content or formats replace the resource,
+    everything else updates in place.
     """
 
+    owner: Output[str]
     image_id: Output[str]
     status: Output[str]
     size: Output[int]

@@ -17,24 +17,25 @@ import requests
 import requests_mock
 from keystone_fake import token_body
 
-from imagelib_ha.client.failover import (
+from imagelib_ha.client.failover import create_image
+from imagelib_ha.client.failover_report import FailoverError
+from imagelib_ha.client.glance import Timeouts
+from imagelib_ha.client.host_health import HostHealthBook
+from imagelib_ha.client.image_key import (
     KEY_PROPERTY,
-    FailoverError,
-    HostHealthBook,
-    ImageSource,
-    ImageSpec,
+    OWNER_PROPERTY,
     attempt_image_id,
     attempt_number,
-    content_digest,
-    create_image,
     make_key,
 )
-from imagelib_ha.client.glance import Timeouts
+from imagelib_ha.client.image_source import ImageSource, file_sha256
+from imagelib_ha.client.image_spec import ImageSpec
 from imagelib_ha.client.session import CloudAccess, make_session
 
 AUTH_URL = "http://keystone.test/v3"
 A, B, C = "http://host-a.test:9494", "http://host-b.test:9494", "http://host-c.test:9494"
-KEY = "proj/lab/cirros:0123456789abcdef"
+KEY = "proj/lab/cirros:0123456789abcdef:raw/bare"
+OWNER = "owner-token-of-this-run"
 ID0, ID1, ID2 = (attempt_image_id(KEY, n) for n in range(3))
 DATA_DIR = "/var/opt/imagelibrary/data/glance"
 PASSWORD = "s3cret-Pa55"
@@ -64,12 +65,14 @@ def session() -> Any:
 
 
 def spec() -> ImageSpec:
-    return ImageSpec(key=KEY, name="cirros", disk_format="raw", container_format="bare",
+    return ImageSpec(key=KEY, name="cirros", disk_format="raw", container_format="bare", owner=OWNER,
                      visibility="private", properties={"os_distro": "cirros"}, tags=["lab"])
 
 
 def record(image_id: str, status: str, **extra: Any) -> dict[str, Any]:
-    return {"id": image_id, "status": status, KEY_PROPERTY: KEY, "name": "cirros", **extra}
+    """A record as this run creates it (its owner token, the spec's metadata)."""
+    return {"id": image_id, "status": status, KEY_PROPERTY: KEY, OWNER_PROPERTY: OWNER, "name": "cirros",
+            "visibility": "private", "os_distro": "cirros", "tags": ["lab"], **extra}
 
 
 def active(image_id: str, data: bytes) -> dict[str, Any]:
@@ -105,13 +108,11 @@ def test_attempt_ids_follow_the_contract() -> None:
     assert ID1 == str(uuid.uuid5(uuid.NAMESPACE_URL, f"pcd-imagelib-ha:{KEY}:1"))
     assert attempt_number(KEY, ID2) == 2
     assert attempt_number(KEY, str(uuid.uuid4())) is None
-    assert make_key("proj/lab/cirros", "0123456789abcdef" + "f" * 48) == KEY
+    assert make_key("proj/lab/cirros", "0123456789abcdef" + "f" * 48, "raw", "bare") == KEY
 
 
-def test_content_digest_of_a_file_and_of_a_url(image_file: Path) -> None:
-    assert content_digest(str(image_file)) == hashlib.sha256(image_file.read_bytes()).hexdigest()
-    url = "https://example.test/cirros.img"
-    assert content_digest(url) == hashlib.sha256(url.encode()).hexdigest()
+def test_file_digest_is_the_sha256_of_its_bytes(image_file: Path) -> None:
+    assert file_sha256(str(image_file)) == hashlib.sha256(image_file.read_bytes()).hexdigest()
 
 
 def test_a_refused_b_503_c_201_one_image_on_c_and_leftovers_deleted(
@@ -155,7 +156,7 @@ def test_a_refused_b_503_c_201_one_image_on_c_and_leftovers_deleted(
     assert len(posted) == 1
     assert posted[0].json() == {"id": ID2, "name": "cirros", "disk_format": "raw", "container_format": "bare",
                                 "visibility": "private", "tags": ["lab"], "os_distro": "cirros",
-                                KEY_PROPERTY: KEY}
+                                KEY_PROPERTY: KEY, OWNER_PROPERTY: OWNER}
     assert (result.image_id, result.host, result.status, result.adopted) == (ID2, C, "active", False)
     assert result.size == len(data)
     assert result.os_hash_value == hashlib.sha512(data).hexdigest()
@@ -249,22 +250,68 @@ def test_no_host_reachable_at_all(mock: requests_mock.Mocker, image_file: Path) 
     assert len(calls(mock)) == 3
 
 
-def test_an_active_image_with_the_key_is_adopted_and_duplicates_removed(
+def test_an_active_image_with_the_key_is_adopted_by_moving_its_owner_and_others_are_left_alone(
     mock: requests_mock.Mocker, image_file: Path
 ) -> None:
     data = image_file.read_bytes()
-    mock.get(list_uri(A), [{"json": {"images": [active(ID2, data), active(ID1, data)]}},
-                           {"json": {"images": []}}])
+    theirs = {**active(ID1, data), OWNER_PROPERTY: "previous-owner", "name": "old-name", "tags": []}
+    other = {**active(ID2, data), OWNER_PROPERTY: "someone-else"}
+    mock.get(list_uri(A), [{"json": {"images": [other, theirs]}}, {"json": {"images": []}}])
     mock.get(f"{A}/v2/images/{ID0}", status_code=404)
-    mock.delete(f"{A}/v2/images/{ID2}", status_code=204)
+    mock.patch(f"{A}/v2/images/{ID1}", json=active(ID1, data))
     result = create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook())
     assert (result.image_id, result.adopted) == (ID1, True)
+    assert result.record[OWNER_PROPERTY] == OWNER
     assert calls(mock) == [
         ("A", "GET", "/v2/images?os_hidden=false"),
         ("A", "GET", "/v2/images?os_hidden=true"),
         ("A", "GET", f"/v2/images/{ID0}"),  # killed records are never listed: looked up by id
-        ("A", "DELETE", f"/v2/images/{ID2}"),
+        ("A", "PATCH", f"/v2/images/{ID1}"),  # ownership moves explicitly; ID2 (active) is not deleted
     ]
+    patch = next(r for r in mock.request_history if r.method == "PATCH")
+    assert patch.json() == [
+        {"op": "replace", "path": "/name", "value": "cirros"},
+        {"op": "replace", "path": "/tags", "value": ["lab"]},
+        {"op": "replace", "path": f"/{OWNER_PROPERTY}", "value": OWNER},
+    ]
+    assert ("left-alone", ID2) in [(a.outcome, a.image_id) for a in result.attempts]
+
+
+def test_an_api_error_mid_create_leaves_no_record(mock: requests_mock.Mocker, image_file: Path) -> None:
+    mock.get(list_uri(A), json={"images": []})
+    mock.get(f"{A}/v2/images/{ID0}", [{"status_code": 404}, {"json": record(ID0, "queued")}])
+    mock.post(f"{A}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{A}/v2/images/{ID0}/file", status_code=413, text="Request Entity Too Large")
+    mock.delete(f"{A}/v2/images/{ID0}", status_code=204)
+    with pytest.raises(FailoverError) as err:
+        create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook())
+    assert "answered 413" in str(err.value)
+    assert calls(mock)[-2:] == [("A", "GET", f"/v2/images/{ID0}"), ("A", "DELETE", f"/v2/images/{ID0}")]
+    assert not [c for c in calls(mock) if c[0] == "B"]  # another host would refuse it the same way
+
+
+def test_a_file_changed_since_check_is_refused_before_the_last_chunk(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    pinned = file_sha256(str(image_file))
+    image_file.write_bytes(b"other bytes" * 300_000)
+    received: list[int] = []
+
+    def partial_read(request: Any, context: Any) -> str:
+        for chunk in request.body:
+            received.append(len(chunk))
+        return ""
+
+    mock.get(list_uri(A), json={"images": []})
+    mock.get(f"{A}/v2/images/{ID0}", [{"status_code": 404}, {"json": record(ID0, "queued")}])
+    mock.post(f"{A}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{A}/v2/images/{ID0}/file", text=partial_read)
+    mock.delete(f"{A}/v2/images/{ID0}", status_code=204)
+    with pytest.raises(FailoverError, match="does not hold the pinned bytes"):
+        create_image(session(), spec(), ImageSource(str(image_file), expected_sha256=pinned), [A],
+                     book=HostHealthBook())
+    assert sum(received) < image_file.stat().st_size  # the host never got the whole body
+    assert ("A", "DELETE", f"/v2/images/{ID0}") in calls(mock)
 
 
 def test_killed_record_found_by_id_is_deleted_and_a_deleted_id_is_skipped(
@@ -397,3 +444,38 @@ def test_a_lost_answer_after_a_full_upload_is_verified_through_the_next_host(
     else:
         assert (result.image_id, result.host, result.adopted) == (ID1, B, False)
         assert ("B", "DELETE", f"/v2/images/{ID0}") in calls(mock)
+
+
+def test_a_url_serving_other_bytes_than_pinned_is_an_error_and_leaves_no_record(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    url = "https://images.test/cirros.img"
+    mock.get(url, content=b"changed upstream" * 1000, headers={"Content-Length": "16000"})
+    mock.get(list_uri(A), json={"images": []})
+    mock.get(f"{A}/v2/images/{ID0}", [{"status_code": 404}, {"json": record(ID0, "queued")}])
+    mock.post(f"{A}/v2/images", status_code=201, json=record(ID0, "queued"))
+    mock.put(f"{A}/v2/images/{ID0}/file", text=consume_upload)
+    mock.delete(f"{A}/v2/images/{ID0}", status_code=204)
+    with pytest.raises(FailoverError, match="does not hold the pinned bytes") as err:
+        create_image(session(), spec(), ImageSource(url, expected_sha256=file_sha256(str(image_file))), [A],
+                     book=HostHealthBook())
+    assert "pin them" in str(err.value)
+    assert calls(mock)[-1] == ("A", "DELETE", f"/v2/images/{ID0}")
+    download = next(r for r in mock.request_history if r.netloc == "images.test")
+    assert download.verify not in (False, None)  # TLS verified (system store), never turned off
+
+
+def test_downloads_trust_the_system_store_plus_the_ca_bundle() -> None:
+    import ssl
+
+    from imagelib_ha.client.image_source import download_session
+
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    if not Path(bundle).exists():
+        pytest.skip("no system CA bundle file to use as an extra bundle")
+    adapter = download_session(bundle).get_adapter("https://images.test/x")
+    prepared = requests.Request("GET", "https://images.test/x").prepare()
+    _, pool_kwargs = adapter.build_connection_pool_key_attributes(prepared, True)
+    context = pool_kwargs["ssl_context"]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.get_ca_certs()
+    assert download_session(None).get_adapter("https://images.test/x").__class__.__name__ == "HTTPAdapter"

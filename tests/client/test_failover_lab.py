@@ -6,6 +6,7 @@ on another host within the read timeout plus the upload time, and exactly one im
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -16,18 +17,13 @@ from typing import Any
 import pytest
 from labkit import granted_region_roles, region_hosts, session_of, wait_serving
 
-from imagelib_ha.client.failover import (
-    KEY_PROPERTY,
-    FailoverResult,
-    HostHealthBook,
-    ImageSource,
-    ImageSpec,
-    attempt_image_id,
-    content_digest,
-    create_image,
-    make_key,
-)
+from imagelib_ha.client.failover import create_image
+from imagelib_ha.client.failover_report import FailoverResult
 from imagelib_ha.client.glance import GlanceHost, Timeouts
+from imagelib_ha.client.host_health import HostHealthBook
+from imagelib_ha.client.image_key import KEY_PROPERTY, OWNER_PROPERTY, attempt_image_id, make_key
+from imagelib_ha.client.image_source import ImageSource, file_sha256
+from imagelib_ha.client.image_spec import ImageSpec
 from lab.api import Lab
 
 pytestmark = pytest.mark.lab
@@ -56,9 +52,11 @@ class Upload:
 
     def __init__(self, status: dict[str, Any], path: Path, tag: str) -> None:
         self.session = session_of(status)
-        self.key = make_key(f"test/failover-lab/{tag}-{time.time_ns()}", content_digest(str(path)))
+        identity = f"test/failover-lab/{tag}-{time.time_ns()}"
+        self.key = make_key(identity, file_sha256(str(path)), "raw", "bare")
+        self.owner = f"failover-lab-{tag}"
         self.spec = ImageSpec(key=self.key, name=f"failover-{tag}", disk_format="raw",
-                              container_format="bare")
+                              container_format="bare", owner=self.owner)
         self.path = path
         self.endpoints = [h["endpoint"] for h in region_hosts(status)]
         self.result: FailoverResult | None = None
@@ -69,7 +67,8 @@ class Upload:
 
     def _run(self) -> None:
         try:
-            self.result = create_image(self.session, self.spec, ImageSource(str(self.path)), self.endpoints,
+            source = ImageSource(str(self.path), expected_sha256=file_sha256(str(self.path)))
+            self.result = create_image(self.session, self.spec, source, self.endpoints,
                                        book=HostHealthBook(), timeouts=Timeouts(connect=3, read=READ_TIMEOUT))
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             self.error = exc
@@ -151,10 +150,13 @@ def test_frozen_host_during_upload_image_completes_elsewhere_once(
         time.sleep(5)
         images = upload.images_with_key(second["endpoint"])
         assert [(i["id"], i["status"]) for i in images] == [(result.image_id, "active")]
-        # A rerun adopts it instead of uploading again.
-        rerun = create_image(upload.session, upload.spec, ImageSource(str(big_image)), upload.endpoints,
+        assert images[0][OWNER_PROPERTY] == upload.owner
+        # A rerun (another resource instance: another owner) adopts it and takes it over.
+        rerun_spec = dataclasses.replace(upload.spec, owner="failover-lab-rerun")
+        rerun = create_image(upload.session, rerun_spec, ImageSource(str(big_image)), upload.endpoints,
                              book=HostHealthBook())
         assert (rerun.image_id, rerun.adopted) == (result.image_id, True)
+        assert rerun.record[OWNER_PROPERTY] == "failover-lab-rerun"
     finally:
         upload.cleanup(second["endpoint"])
 
