@@ -121,6 +121,7 @@ class ImageLibraryHA(pulumi.ComponentResource):
                     "properties": dict(image.properties),
                     "tags": list(image.tags),
                     "identity": image.key or f"{project}/{stack}/{image.name}",
+                    "digest": image.digest,
                     "health": self.health.id,
                     "endpoints": self.health.endpoints,
                 },

@@ -17,6 +17,7 @@ import os
 import posixpath
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 from pydantic import SecretStr, ValidationError
@@ -210,6 +211,13 @@ def _consistency_issues(s: StackSettings) -> list[Issue]:
             issues.append(
                 Issue(f"images[{index}].source", problem, "use a local file path or an http(s) URL")
             )
+        elif "://" in image.source and _carries_credential(image.source):
+            issues.append(Issue(
+                f"images[{index}].source",
+                "is a URL with user info, a query or a fragment, which may carry a credential: inputs are "
+                "kept in the stack's state",
+                "serve the image at a URL that needs no credential (a mirror, or a local file)",
+            ))
         elif "://" in image.source and image.digest is None:
             issues.append(Issue(
                 f"images[{index}].digest",
@@ -228,6 +236,11 @@ def _consistency_issues(s: StackSettings) -> list[Issue]:
             )
         )
     return issues
+
+
+def _carries_credential(url: str) -> bool:
+    parts = urlsplit(url)
+    return bool(parts.username or parts.password or parts.query or parts.fragment)
 
 
 def _image_identity_issues(s: StackSettings) -> list[Issue]:
