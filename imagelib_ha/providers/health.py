@@ -36,8 +36,8 @@ from pulumi.dynamic import (
 )
 
 from imagelib_ha.client.errors import PcdError
-from imagelib_ha.client.failover import HOST_HEALTH
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthReport, RoleHost
+from imagelib_ha.client.host_health import HOST_HEALTH
 from imagelib_ha.client.resmgr import ResmgrClient
 from imagelib_ha.providers.access import CloudConfiguredProvider
 from imagelib_ha.providers.common import (
