@@ -95,7 +95,8 @@ def converge_host(
 ) -> dict[str, Any]:
     """Bring one wanted host to "role applied" and return its member record.
 
-    A host already converged costs one GET and no wait. If this call assigned the role and waiting then
+    ``owned`` is what was known before; a role this call assigns is owned whatever that was. A host
+    already converged costs one GET and no wait. If this call assigned the role and waiting then
     fails, the assignment is withdrawn (one DELETE, not waited for), so a failed run leaves no role behind.
     """
     host = client.get_host(str(want["host_id"]))
@@ -111,6 +112,7 @@ def converge_host(
         converged = waiter.wait_assigned(host.id, host.hostname)
         check_mount_path(client, converged, want.get("mount_path"))
     else:
+        owned = True  # assigned by this call: whatever held it before, this stack owns it now
         try:
             converged = waiter.assign_and_wait(host.id, host.hostname)
             check_mount_path(client, converged, want.get("mount_path"))
@@ -124,6 +126,7 @@ def converge_host(
         "host_id": converged.id,
         "hostname": converged.hostname,
         "region": region,
+        "expected_region": want.get("region"),
         "mount_path": want.get("mount_path"),
         "role_status": converged.role_status,
         "glance_role_state": converged.glance_role_state,

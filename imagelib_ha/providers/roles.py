@@ -102,9 +102,15 @@ def wanted_hosts(inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _comparable(members: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """What makes the set of members what it is: host ids and what is expected of each, order ignored."""
+    """What makes the set of members what it is: host ids and what is expected of each, order ignored.
+
+    Wanted hosts carry the expectation as ``region``; stored members as ``expected_region`` (their
+    ``region`` is what resmgr reported).
+    """
     return sorted(
-        (str(m.get("host_id")), m.get("region") or None, m.get("mount_path") or None) for m in members
+        (str(m.get("host_id")), m.get("expected_region", m.get("region")) or None,
+         m.get("mount_path") or None)
+        for m in members
     )
 
 
@@ -118,8 +124,10 @@ def _run_all(items: Sequence[T], work: Callable[[T], Any], what: str) -> list[An
     for future in futures:
         try:
             results.append(future.result())
+        except ks_exc.Unauthorized:
+            raise  # the credentials, not a host: cloud_errors_explained names the config key
         except (PcdError, ks_exc.ClientException) as exc:
-            problems.append(str(exc))
+            problems.append("\n    ".join([str(exc), *getattr(exc, "__notes__", [])]))
     if problems:
         listed = "\n  - ".join(problems)
         raise PcdError(f"{what} failed on {len(problems)} of {len(items)} hosts:\n  - {listed}")

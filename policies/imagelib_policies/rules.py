@@ -225,7 +225,9 @@ def single_region_validator(args: StackValidationArgs, report_violation: ReportV
             for index, entry in enumerate(entries if isinstance(entries, list) else []):
                 if not isinstance(entry, dict):
                     continue
-                host, region = entry.get("host"), entry.get("region") or default_region
+                host, region = entry.get("host"), entry.get("region")
+                if region is None:
+                    region = default_region
                 if isinstance(region, str):
                     regions[region].add(f"host '{host if isinstance(host, str) else f'hosts[{index}]'}'")
     if len(regions) <= 1:

@@ -271,20 +271,24 @@ def test_tls_component_insecure() -> None:
     assert violations(rules.tls_verification, resource_args(HA, ha(insecure=True), "imagelib")) == [
         "ImageLibraryHA 'imagelib' disables TLS verification (pcd-imagelib-ha:cloud.insecure) in stack "
         "'prod'. Set pcd-imagelib-ha:cloud.insecure to false and pcd-imagelib-ha:cloud.caBundle to the "
-        "region's CA bundle, or add the stack to this policy's allowedStacks if it is a lab."
+        "region's CA bundle, or set pcd-imagelib-ha:lab: true if it is a lab."
     ]
 
 
-def test_tls_allowed_stacks() -> None:
-    lab = resource_args(HA, ha(insecure=True), "imagelib", stack="lab")
-    assert violations(rules.tls_verification, lab) == []
+def test_tls_a_deployment_is_exempt_by_its_lab_flag_not_by_its_stack_name() -> None:
+    lab_flag_prod_name = resource_args(HA, ha(insecure=True, lab=True), "imagelib", stack="prod")
+    assert violations(rules.tls_verification, lab_flag_prod_name) == []
+    lab_name_no_flag = resource_args(HA, ha(insecure=True, lab=False), "imagelib", stack="lab")
+    assert len(violations(rules.tls_verification, lab_name_no_flag)) == 1
+
+
+def test_tls_allowed_stacks_for_providers() -> None:
     dev = resource_args(OS_PROVIDER, provider_props(insecure="true"), "p", stack="dev",
                         config={"allowedStacks": ["dev"]})
     assert violations(rules.tls_verification, dev) == []
-    lab_not_listed = resource_args(
-        HA, ha(insecure=True), "imagelib", stack="lab", config={"allowedStacks": []}
-    )
-    assert len(violations(rules.tls_verification, lab_not_listed)) == 1
+    not_listed = resource_args(OS_PROVIDER, provider_props(insecure="true"), "p", stack="dev",
+                               config={"allowedStacks": []})
+    assert len(violations(rules.tls_verification, not_listed)) == 1
 
 
 def test_tls_unknown_skips() -> None:
