@@ -12,6 +12,7 @@ from cloud_config import cloud_config
 from keystoneauth1 import session as ks_session
 
 from imagelib_ha.client.glance import GlanceHost
+from imagelib_ha.client.resmgr import ResmgrClient
 from imagelib_ha.client.session import CloudAccess, make_session
 from lab.api import Lab
 
@@ -32,6 +33,21 @@ def session_of(status: dict[str, Any]) -> ks_session.Session:
 
 def region_hosts(status: dict[str, Any]) -> list[dict[str, Any]]:
     return [h for h in status["hosts"] if h["region"] == status["region"]]
+
+
+def wait_resmgr_knows(status: dict[str, Any], timeout: float = 60.0) -> None:
+    """Until resmgr's per-host GET answers for every RegionOne host again.
+
+    After a host's last role goes, PCD (and the lab, for ``removal_404_seconds``) answers 404 to the
+    per-host GET for a while. Tests that start from "no roles" wait that window out, so each judges what
+    it means to; the window itself is tested on purpose where it matters.
+    """
+    client = ResmgrClient(session_of(status), region=status["region"])
+    deadline = time.monotonic() + timeout
+    for h in region_hosts(status):
+        while client.get_host(h["id"]) is None:
+            assert time.monotonic() < deadline, f"resmgr still answers 404 for {h['name']}"
+            time.sleep(0.25)
 
 
 def wait_serving(status: dict[str, Any], timeout: float = 60.0) -> None:

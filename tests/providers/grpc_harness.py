@@ -214,9 +214,12 @@ class ProviderServer:
         )
 
     def check(self, urn: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> CheckOutcome:
+        # For a resource not created yet the engine sends no old inputs at all (no __provider either):
+        # a provider tells a create from an update by empty olds.
+        old_props = self._props(olds) if olds else struct_pb2.Struct()
         resp = self._call(
             "Check",
-            provider_pb2.CheckRequest(urn=urn, olds=self._props(olds), news=self._props(news)),
+            provider_pb2.CheckRequest(urn=urn, olds=old_props, news=self._props(news)),
         )
         return CheckOutcome(
             inputs=_from_struct(resp.inputs),
