@@ -73,6 +73,7 @@ class FakeHost:
     conflicts: int = 0  # 409 answers before a write is accepted
     datadir: str | None = MOUNT
     waits_for: str | None = None  # the role converges only once this other host was assigned
+    gone_gets: int = 0  # per-host GETs answering 404 though the listing shows the host (after a removal)
 
     def record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {
@@ -122,7 +123,9 @@ class FakeResmgr:
         host_id = self._host_id(request, 3)
         with self.lock:
             host = self.hosts.get(host_id)
-            if host is None:
+            if host is None or (host.gone_gets > 0 and not host.assigned):
+                if host is not None:
+                    host.gone_gets -= 1
                 context.status_code = 404
                 return None
             gate_open = host.waits_for is None or ("PUT", host.waits_for) in self.events
@@ -527,6 +530,17 @@ def test_an_already_converged_host_costs_no_wait(resmgr: FakeResmgr, m: requests
     reads = [r for r in m.request_history if r.method == "GET" and r.path.endswith("/v1/hosts/h1")]
     assert 1 <= len(reads) <= 2
     assert resmgr.writes() == [] and owned(outs) == {"h1": False}
+
+
+def test_a_host_whose_last_role_was_just_removed_is_assigned_not_reported_gone(resmgr: FakeResmgr) -> None:
+    """PCD answers 404 to the per-host GET for minutes after a host's last role goes, while the host
+    listing shows it: a run in that window (an engine retry after a withdrawn assignment, a destroy and
+    up) must assign the role, not fail with "no longer known to resmgr"."""
+    baseline = record_baseline(["node-1"])
+    resmgr.hosts["h1"].gone_gets = 3
+    outs = roles_provider().create(roles_inputs(["node-1"], baseline)).outs
+    assert resmgr.writes() == [("PUT", "h1")]
+    assert owned(outs) == {"h1": True} and resmgr.held() == {"h1"}
 
 
 def test_create_retries_conflicts_and_finds_each_hosts_endpoint(resmgr: FakeResmgr) -> None:
