@@ -3,8 +3,8 @@
 Malformed configs fail in the settings with one error naming the key, before any HTTP request. HA
 prerequisite violations are well-formed: the policy pack reports them at preview and both the settings
 and the health providers' ``check`` refuse them at apply, again without a request. Unknown host
-references fail in the role resource against the lab, naming the reference, with the other hosts
-untouched.
+references fail in the role baseline against the lab (it resolves every reference before any role is
+assigned), naming the reference, with every host untouched.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from typing import Any
 
 import pytest
 import requests_mock
+from cloud_config import configured
 from drillkit import REGION_ONE_HOSTS, cloud_of, host
 from policy_judge import judge
+from shaped_mocks import ShapedMocks
 
 from imagelib_ha.client.errors import HostNotFound
-from imagelib_ha.inprocess.recording import RecordedResource, run_program_under_mocks
+from imagelib_ha.inprocess.recording import RecordedResource, run_program
+from imagelib_ha.providers.baseline import ImageLibraryRoleBaselineProvider
 from imagelib_ha.providers.common import is_unknown
 from imagelib_ha.providers.health import ImageLibraryHealthProvider
-from imagelib_ha.providers.role import ImageLibraryRoleProvider
+from imagelib_ha.providers.roles import ImageLibraryRolesProvider
 from imagelib_ha.providers.settings import ImageLibrarySettingsProvider
 from imagelib_ha.settings import SettingsError
 from lab.api import Lab
@@ -30,6 +33,8 @@ from lab.api import Lab
 SECRET = "drill-Secret-5e1"
 SETTINGS_TYPE = "pulumi-python:dynamic/imagelib:ImageLibrarySettings"
 HEALTH_TYPE = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
+ROLES_TYPE = "pulumi-python:dynamic/imagelib:ImageLibraryRoles"
+BASELINE_TYPE = "pulumi-python:dynamic/imagelib:ImageLibraryRoleBaseline"
 MOUNT = "/var/opt/imagelibrary/data"
 
 BASE: dict[str, Any] = {
@@ -39,7 +44,8 @@ BASE: dict[str, Any] = {
               "userDomainName": "Default"},
     "storage": {"backend": "nfs", "nfs": {"mountPath": MOUNT}},
     "hosts": [{"hostname": f"lab-host-{i}.lab.local"} for i in (1, 2, 3)],
-    "images": [{"name": "tiny", "source": "https://images.example.com/tiny.img", "diskFormat": "raw"}],
+    "images": [{"name": "tiny", "source": "https://images.example.com/tiny.img", "diskFormat": "raw",
+                "digest": "sha256:" + "0" * 64}],
 }
 
 
@@ -57,6 +63,16 @@ def changed(path: str, value: Any) -> dict[str, Any]:
     else:
         node[last] = value
     return config
+
+
+def run_program_under_mocks(config: dict[str, Any], *, preview: bool = True) -> list[RecordedResource]:
+    """The program's registrations; its dynamic resources answer as their providers would at preview."""
+    return run_program(config, preview=preview, mocks=ShapedMocks(preview=preview)).resources
+
+
+def provider_of(provider_class: Any) -> Any:
+    """A provider as the engine hands it over: configured with BASE's cloud (check makes no request)."""
+    return configured(provider_class(), BASE["cloud"])
 
 
 def with_cloud(**changes: Any) -> dict[str, Any]:
@@ -119,7 +135,7 @@ def test_malformed_config_is_refused_naming_the_key_before_any_request(
 
 def settings_check(records: list[RecordedResource]) -> list[tuple[str, str]]:
     (settings,) = [r for r in records if r.type == SETTINGS_TYPE]
-    result = ImageLibrarySettingsProvider().check({}, dict(settings.inputs))
+    result = provider_of(ImageLibrarySettingsProvider).check({}, dict(settings.inputs))
     return [(f.property, f.reason) for f in result.failures]
 
 
@@ -131,12 +147,21 @@ def health_check(records: list[RecordedResource], *, role_ids_known: bool) -> li
     """
     (health,) = [r for r in records if r.type == HEALTH_TYPE]
     inputs = dict(health.inputs)
-    ids = inputs["role_host_ids"]
-    assert isinstance(ids, list) and ids and all(is_unknown(i) for i in ids), ids
+    assert is_unknown(inputs["role_host_ids"]), inputs["role_host_ids"]  # the roles' output
     if role_ids_known:
-        inputs["role_host_ids"] = [f"drill-host-id-{n}" for n in range(len(ids))]
-    result = ImageLibraryHealthProvider().check({}, inputs)
+        inputs["role_host_ids"] = [f"drill-host-id-{n}" for n in range(len(inputs["hosts"]))]
+    result = provider_of(ImageLibraryHealthProvider).check({}, inputs)
     return [(f.property, f.reason) for f in result.failures]
+
+
+def role_checks(records: list[RecordedResource]) -> list[tuple[str, str]]:
+    """The baseline's and the roles' ``check`` failures for the program's inputs (baseline unknown)."""
+    (baseline,) = [r for r in records if r.type == BASELINE_TYPE]
+    (roles,) = [r for r in records if r.type == ROLES_TYPE]
+    assert is_unknown(roles.inputs["baseline"]), roles.inputs["baseline"]
+    failures = provider_of(ImageLibraryRoleBaselineProvider).check({}, dict(baseline.inputs)).failures
+    failures += provider_of(ImageLibraryRolesProvider).check({}, dict(roles.inputs)).failures
+    return [(f.property, f.reason) for f in failures]
 
 
 # (case, config, policy that must report it, settings-check property that must refuse it, fragment)
@@ -200,25 +225,35 @@ def test_the_unchanged_base_config_passes_pack_and_check(no_http: requests_mock.
     assert settings_check(records) == []
     assert health_check(records, role_ids_known=False) == []
     assert health_check(records, role_ids_known=True) == []
+    assert role_checks(records) == []
+    assert no_http.call_count == 0
+
+
+def test_the_base_config_outside_a_lab_with_one_host_is_refused_by_check(
+    no_http: requests_mock.Mocker,
+) -> None:
+    config = {**changed("hosts", BASE["hosts"][:1]), "lab": False}
+    config["cloud"] = {**config["cloud"], "authUrl": "https://pcd.example.com/keystone/v3"}
+    records = run_program_under_mocks(config)
+    assert [prop for prop, _ in settings_check(records)] == ["hosts"]
+    assert [prop for prop, _ in health_check(records, role_ids_known=True)] == ["hosts"]
     assert no_http.call_count == 0
 
 
 @pytest.mark.lab
 @pytest.mark.parametrize("ref", ["no-such-host.lab.local", "5b0c1f4e-7d7a-4c39-9a57-0d2f4f0f9e11"])
-def test_unknown_host_reference_is_a_clear_role_error_and_other_hosts_are_untouched(
-    lab: Lab, ref: str
-) -> None:
+def test_unknown_host_reference_is_a_clear_error_before_any_host_is_touched(lab: Lab, ref: str) -> None:
     status = lab.status()
     before = [(h["name"], h["roles"], h["role_status"], h["running"]) for h in status["hosts"]]
-    provider = ImageLibraryRoleProvider()
-    checked = provider.check({}, {"cloud": cloud_of(status), "host": ref, "expected_region": status["region"],
-                                  "poll_interval": 0.25, "converge_timeout": 30})
+    provider = configured(ImageLibraryRoleBaselineProvider(), cloud_of(status))
+    refs = [host(status, REGION_ONE_HOSTS[0])["hostname"], ref]
+    checked = provider.check({}, {"region": status["region"], "hosts": refs})
     assert checked.failures == []
     with pytest.raises(HostNotFound) as caught:
         provider.create(checked.inputs)
     text = str(caught.value)
     assert f"'{ref}'" in text and "pcd-imagelib-ha:hosts" in text
-    assert host(status, REGION_ONE_HOSTS[0])["hostname"] in text  # it lists the hosts it knows
+    assert host(status, REGION_ONE_HOSTS[1])["hostname"] in text  # it lists the hosts it knows
     assert status["admin"]["password"] not in text
     after = [(h["name"], h["roles"], h["role_status"], h["running"]) for h in lab.status()["hosts"]]
     assert after == before
