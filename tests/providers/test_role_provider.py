@@ -480,6 +480,25 @@ def test_read_reports_each_members_live_state(resmgr: FakeResmgr, m: requests_mo
     assert sorted(resmgr.writes()) == [("PUT", "h1"), ("PUT", "h2")]  # read writes nothing
 
 
+def test_read_without_expected_region_asks_the_resmgr_of_the_clouds_region(m: requests_mock.Mocker) -> None:
+    """``expected_region`` is optional: create, update and delete then use the cloud's region, and so
+    must read, or a refresh asks another region's resmgr and reports every role gone."""
+    other = "http://mgmt-r2.test/resmgr"
+    m.post(f"{AUTH_URL}/auth/tokens", status_code=201, headers={"X-Subject-Token": "t"}, json=token_body([
+        {"type": "resmgr", "id": "s1", "endpoints": [catalog_endpoint(other, "RegionTwo"),
+                                                     catalog_endpoint(RESMGR, "RegionOne")]},
+    ]))
+    fake = FakeResmgr(hosts(("h1", "node-1")))
+    fake.install(m)
+    fake.hosts["h1"].assigned = True
+    m.get(re.compile(rf"{other}/"), status_code=404)
+    outs = {"hosts": host_entries(["node-1"]), "baseline": [], "expected_region": None, **FAST,
+            "members": [{"ref": "node-1", "host_id": "h1", "hostname": "node-1", "owned": True,
+                         "assigned": True}], "host_ids": ["h1"]}
+    read = roles_provider().read("r", outs)
+    assert [mem["assigned"] for mem in read.outs["members"]] == [True]
+
+
 # --- roles: create -----------------------------------------------------------------------------------
 
 
