@@ -206,6 +206,16 @@ def test_state_of_the_earlier_release_updates_in_place_and_drops_cloud_and_provi
     assert settings.diff("RegionOne/RegionOne", outs, checked()).changes is False
 
 
+def test_another_region_is_a_new_library_not_a_store_migration() -> None:
+    """A region (or blueprint) change replaces the settings: a new library, with no images to strand."""
+    settings = provider()
+    old = {**checked(), "__provider": "blob"}
+    moved = news(region="RegionTwo", blueprint="RegionTwo", mount_path="/srv/r2-images",
+                 hosts=[host("r2-1", "RegionTwo", None), host("r2-2", "RegionTwo", None)])
+    assert settings.check(old, moved).failures == []
+    assert settings.diff("RegionOne/RegionOne", old, settings.check(old, moved).inputs).replaces
+
+
 def test_a_bad_cloud_config_fails_check_on_cloud_without_the_password() -> None:
     settings = configured(ImageLibrarySettingsProvider(), {**CLOUD, "username": None})
     failures = settings.check({}, news()).failures
