@@ -101,6 +101,10 @@ def converge_host(
     """
     host = client.get_host(str(want["host_id"]))
     if host is None:
+        # PCD answers 404 to the per-host GET for minutes after a host's last role went, while the host
+        # listing still shows it: only a host missing from the listing too is gone.
+        host = next((h for h in client.list_hosts() if h.id == str(want["host_id"])), None)
+    if host is None:
         raise PcdError(f"host {want.get('ref')} ({want['host_id']}) is no longer known to resmgr")
     region = host.region or client.region
     expected_region = want.get("region")

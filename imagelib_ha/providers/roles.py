@@ -184,7 +184,7 @@ class ImageLibraryRolesProvider(CloudConfiguredProvider):
         return UpdateResult(outs=self._outputs(inputs, members))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        client = ResmgrClient(self.session(), region=self._region(props))
+        client = self._client(props)
         members = []
         with self.cloud_errors_explained():
             for member in props.get("members") or []:

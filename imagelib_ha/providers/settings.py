@@ -183,6 +183,8 @@ def _migration_failures(olds: Mapping[str, Any], inputs: Mapping[str, Any]) -> l
     """
     if not olds or any(is_unknown(inputs.get(k)) for k in STORE_INPUTS):
         return []
+    if any(olds.get(k) != inputs.get(k) for k in ("region", "blueprint")):
+        return []  # another region's (or blueprint's) library: a replacement, with no images to strand
     old_target = blueprint_storage_value(
         str(olds.get("backend")), mount_path=olds.get("mount_path"), volume_type=olds.get("volume_type")
     )
