@@ -55,8 +55,9 @@ class ImageLibraryHosts(pulumi.ComponentResource):
                 "poll_interval": roles.poll_interval_seconds,
             },
             # depends_on goes to the roles themselves: a component's dependencies do not hold back its
-            # children, and the roles must wait for the region's storage settings.
-            pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            # children, and the roles must wait for the region's storage settings. The baseline is named
+            # too, not only reached through its output: it must be recorded before any assignment.
+            pulumi.ResourceOptions(parent=self, depends_on=[self.baseline, *(depends_on or [])]),
         )
         self.members = self.roles.members
         self.host_ids = self.roles.host_ids

@@ -96,8 +96,9 @@ def converge_host(
     """Bring one wanted host to "role applied" and return its member record.
 
     ``owned`` is what was known before; a role this call assigns is owned whatever that was. A host
-    already converged costs one GET and no wait. If this call assigned the role and waiting then
-    fails, the assignment is withdrawn (one DELETE, not waited for), so a failed run leaves no role behind.
+    already converged costs a few GETs (host, role settings, catalog) and no wait. If this call assigned
+    the role and waiting then fails, the assignment is withdrawn (one DELETE, not waited for), so a
+    failed run leaves no role behind.
     """
     host = client.get_host(str(want["host_id"]))
     if host is None:

@@ -19,7 +19,7 @@ Lifecycle:
   nothing replaces. A member that ``read`` found without its role is a change, so the next ``up``
   re-assigns it.
 * ``create`` / ``update`` first converge every wanted host (assign where missing; an already converged
-  host costs one GET, no wait), concurrently, then remove the owned roles of hosts no longer wanted, so
+  host costs a few GETs, no wait), concurrently, then remove the owned roles of hosts no longer wanted, so
   capacity never drops during a change.
 * ``read`` reports each member's live role state; ``delete`` removes the owned roles and waits.
 """
