@@ -152,3 +152,6 @@ def test_state_recorded_before_a_password_rotation_works_with_the_new_password_o
 def set_password(session: ks_session.Session, auth_url: str, user_id: str, password: str) -> None:
     resp = session.patch(f"{auth_url.rstrip('/')}/users/{user_id}", json={"user": {"password": password}})
     assert resp.status_code == 200, resp.text
+    # Keystone revokes the user's tokens on a password change, to the whole second: a token issued in
+    # that same second is refused too. Let the second pass before anyone logs in again.
+    time.sleep(1.1)
