@@ -146,12 +146,17 @@ def notice_without_cli() -> str:
     )
 
 
-def up() -> None:
-    lab_env = lab_environment(start=True)
+def _lab_stack(*, start: bool) -> tuple[dict[str, Any], dict[str, str], str | None]:
+    """The lab stack's config (its image files written), the lab's environment, and the Pulumi CLI."""
+    lab_env = lab_environment(start=start)
     os.environ.update(lab_env)
     config = stack_file_config(STACK)
     write_generated_images(config)
-    pulumi_bin = shutil.which("pulumi")
+    return config, lab_env, shutil.which("pulumi")
+
+
+def up() -> None:
+    config, lab_env, pulumi_bin = _lab_stack(start=True)
     if pulumi_bin:
         env = _pulumi_env(lab_env)
         _pulumi_select_stack(pulumi_bin, env)
@@ -163,11 +168,7 @@ def up() -> None:
 
 def preview() -> None:
     """What ``up`` would do to the lab stack; touches nothing."""
-    lab_env = lab_environment(start=False)
-    os.environ.update(lab_env)
-    config = stack_file_config(STACK)
-    write_generated_images(config)
-    pulumi_bin = shutil.which("pulumi")
+    config, lab_env, pulumi_bin = _lab_stack(start=False)
     if pulumi_bin:
         env = _pulumi_env(lab_env)
         _pulumi_select_stack(pulumi_bin, env)

@@ -73,3 +73,24 @@ def granted_region_roles(lab: Lab, *, wait: bool = True) -> Iterator[dict[str, A
     yield status
     for name in granted:
         lab.revoke_role(name)
+
+
+def bare_region(lab: Lab) -> None:
+    """No faults and no roles on the RegionOne hosts: where the role tests start and end."""
+    for h in region_hosts(lab.status()):
+        lab.clear_fault(h["name"])
+        if h["roles"]:
+            lab.revoke_role(h["name"])
+
+
+def bare_region_roles(lab: Lab) -> Iterator[tuple[Lab, dict[str, Any]]]:
+    """A fixture body: the RegionOne hosts bare (``bare_region``), then put back as they were."""
+    held = [h["name"] for h in region_hosts(lab.status()) if h["roles"]]
+    bare_region(lab)
+    wait_resmgr_knows(lab.status())
+    try:
+        yield lab, lab.status()
+    finally:
+        bare_region(lab)
+        for name in held:
+            lab.grant_role(name)

@@ -12,8 +12,8 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from imagelib_ha.inprocess.planner import contains_unknown
 from imagelib_ha.inprocess.steps import Step, summary
+from imagelib_ha.providers.common import contains_unknown
 from imagelib_ha.providers.settings import render_glance_store_config
 
 SETTINGS_SUFFIX = ":ImageLibrarySettings"

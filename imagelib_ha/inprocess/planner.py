@@ -25,12 +25,12 @@ from typing import Any
 
 import dill
 from pulumi.dynamic import CheckFailure, Config, ConfigureRequest, DiffResult, ResourceProvider
-from pulumi.output import Unknown
 from pulumi.runtime._serialization import _deserialize
 
 from imagelib_ha.inprocess.manifest import ManifestEntry
 from imagelib_ha.inprocess.recording import Registration
 from imagelib_ha.inprocess.steps import Op
+from imagelib_ha.providers.common import contains_unknown
 from imagelib_ha.settings import PROJECT
 
 PROVIDER_KEY = "__provider"
@@ -71,16 +71,6 @@ def old_props(entry: ManifestEntry) -> dict[str, Any]:
     props = dict(entry.outputs)
     props[PROVIDER_KEY] = entry.provider_blob
     return props
-
-
-def contains_unknown(value: Any) -> bool:
-    if isinstance(value, Unknown):
-        return True
-    if isinstance(value, Mapping):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(contains_unknown(v) for v in value)
-    return False
 
 
 def changed_inputs(olds: Mapping[str, Any], news: Mapping[str, Any], diff: DiffResult) -> tuple[str, ...]:

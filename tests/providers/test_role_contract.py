@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cloud_config import cloud_config
 from grpc_harness import UNKNOWN, ProviderCallError, ProviderServer, dynamic_urn, serve
-from labkit import region_hosts, session_of, stack_config_of, wait_resmgr_knows
+from labkit import bare_region_roles, region_hosts, session_of, stack_config_of
 
 from imagelib_ha.client.resmgr import ResmgrClient
 from imagelib_ha.providers.baseline import ImageLibraryRoleBaselineProvider
@@ -83,25 +83,10 @@ def test_a_bad_cloud_config_is_a_check_failure_on_cloud_over_grpc(config: dict[s
 # --- against the lab ------------------------------------------------------------------------------------
 
 
-def bare_region(lab: Lab) -> None:
-    for h in region_hosts(lab.status()):
-        lab.clear_fault(h["name"])
-        if h["roles"]:
-            lab.revoke_role(h["name"])
-
-
 @pytest.fixture
 def role_lab(lab: Lab) -> Iterator[tuple[Lab, dict[str, Any]]]:
     """The RegionOne hosts without the role and without faults; put back as they were afterwards."""
-    held = [h["name"] for h in region_hosts(lab.status()) if h["roles"]]
-    bare_region(lab)
-    wait_resmgr_knows(lab.status())
-    try:
-        yield lab, lab.status()
-    finally:
-        bare_region(lab)
-        for name in held:
-            lab.grant_role(name)
+    yield from bare_region_roles(lab)
 
 
 def entries(status: dict[str, Any], hosts: list[dict[str, Any]], *, by: str) -> list[dict[str, Any]]:

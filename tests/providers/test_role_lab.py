@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from cloud_config import configured
-from labkit import cloud_of, region_hosts, session_of, wait_resmgr_knows
+from labkit import bare_region_roles, cloud_of, region_hosts, session_of, wait_resmgr_knows
 
 from imagelib_ha.client.catalog import image_cluster_endpoints
 from imagelib_ha.client.errors import HostNotFound, PcdError
@@ -30,25 +30,10 @@ def by_name(status: dict[str, Any], name: str) -> dict[str, Any]:
     return next(h for h in status["hosts"] if h["name"] == name)
 
 
-def restore(lab: Lab) -> None:
-    """No faults, no roles on the RegionOne hosts: the state every test here starts from and leaves."""
-    for h in region_hosts(lab.status()):
-        lab.clear_fault(h["name"])
-        if h["roles"]:
-            lab.revoke_role(h["name"])
-
-
 @pytest.fixture
 def role_lab(lab: Lab) -> Iterator[tuple[Lab, dict[str, Any]]]:
-    held = [h["name"] for h in region_hosts(lab.status()) if h["roles"]]
-    restore(lab)
-    wait_resmgr_knows(lab.status())
-    try:
-        yield lab, lab.status()
-    finally:
-        restore(lab)
-        for name in held:
-            lab.grant_role(name)
+    """The RegionOne hosts without the role and without faults; put back as they were afterwards."""
+    yield from bare_region_roles(lab)
 
 
 class Stack:
