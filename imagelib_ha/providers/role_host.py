@@ -135,9 +135,10 @@ def converge_host(
         "mount_path": want.get("mount_path"),
         "role_status": converged.role_status,
         "glance_role_state": converged.glance_role_state,
-        "endpoint": host_endpoint(client, converged, region),
+        "endpoint": None,  # found once for the whole set: add_endpoints
         "owned": owned,
         "assigned": True,
+        "ip_address": converged.ip_address,
     }
 
 
@@ -164,15 +165,19 @@ def check_mount_path(client: ResmgrClient, host: ResmgrHost, expected: str | Non
         raise MountPathMismatch(hostname=host.label, host_id=host.id, actual=actual, expected=expected)
 
 
-def host_endpoint(client: ResmgrClient, host: ResmgrHost, region: str) -> str | None:
-    """This host's ``image-cluster`` endpoint, when it can be told."""
-    # The endpoint is registered as the role converges, after this session's token was issued:
-    # re-authenticate to read a fresh catalog.
-    endpoints = image_cluster_endpoints(client.session, region=region, reauthenticate=True)
-    if not endpoints:
-        return None
-    settings = client.get_glance_role_settings(host.id) or {}
-    address = settings.get("endpoint_address")
-    return match_host_endpoint(
-        endpoints, endpoint_address=str(address) if address else None, ip_address=host.ip_address
-    )
+def add_endpoints(client: ResmgrClient, members: list[dict[str, Any]]) -> None:
+    """Set each converged member's ``image-cluster`` endpoint, when it can be told.
+
+    The endpoints are registered as roles converge, after this session's token was issued: the catalog
+    is read once, after re-authenticating, and only once every host has converged. (Doing it per host
+    inside the per-host threads invalidated the session's token under the other threads' feet.)
+    """
+    for region in sorted({str(m["region"]) for m in members}):
+        endpoints = image_cluster_endpoints(client.session, region=region, reauthenticate=True)
+        for member in (m for m in members if m["region"] == region):
+            settings = client.get_glance_role_settings(str(member["host_id"])) or {}
+            address = settings.get("endpoint_address")
+            member["endpoint"] = match_host_endpoint(
+                endpoints, endpoint_address=str(address) if address else None,
+                ip_address=member.get("ip_address"),
+            ) if endpoints else None

@@ -46,7 +46,12 @@ from imagelib_ha.providers.common import (
     fill_defaults,
     is_unknown,
 )
-from imagelib_ha.providers.role_host import converge_host, host_expectation_failures, number_failures
+from imagelib_ha.providers.role_host import (
+    add_endpoints,
+    converge_host,
+    host_expectation_failures,
+    number_failures,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -220,7 +225,9 @@ class ImageLibraryRolesProvider(CloudConfiguredProvider):
             return converge_host(client, waiter, want, owned=owned)
 
         with self.cloud_errors_explained():
-            return _run_all(wanted_hosts(inputs), one, "assigning the image-library role")
+            members = _run_all(wanted_hosts(inputs), one, "assigning the image-library role")
+            add_endpoints(client, members)
+        return members
 
     def _remove_owned(self, inputs: Mapping[str, Any], members: Sequence[Mapping[str, Any]]) -> None:
         for member in members:
