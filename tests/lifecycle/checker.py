@@ -21,6 +21,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,26 @@ class Snapshot:
         return found[0]
 
 
+@dataclass(frozen=True)
+class Observation:
+    hosts: list[dict[str, Any]]
+    images: list[dict[str, Any]]
+    endpoints: list[str]
+    blueprint: Mapping[str, Any]
+
+    def snapshot(self) -> Snapshot:
+        ours = [i for i in self.images if KEY_PROPERTY in i or CANARY_PROPERTY in i]
+        return Snapshot(
+            role_hosts={h["id"]: str((h.get("roles_status_details") or {}).get(GRANULAR_ROLE))
+                        for h in self.hosts if ROLE_NAMES & set(h.get("roles") or [])},
+            endpoints=tuple(sorted(self.endpoints)),
+            images={i["id"]: (i["name"], i["status"], str(i.get(KEY_PROPERTY, "")), i["updated_at"])
+                    for i in ours if KEY_PROPERTY in i},
+            canaries=tuple(sorted(i["id"] for i in ours if CANARY_PROPERTY in i)),
+            blueprint=self.blueprint,
+        )
+
+
 def key_matches(value: str, identity: str) -> bool:
     return value == identity or value.startswith(identity + ":")
 
@@ -112,6 +133,8 @@ class Checker:
 
     def __init__(self, access: Access) -> None:
         self.access = access
+        self._session: ks_session.Session | None = None
+        self._fixed_urls: dict[str, str] = {}
         self.foreign_images: frozenset[str] = frozenset()  # key/canary images present before the suite
 
     def with_password(self, password: str) -> Checker:
@@ -121,23 +144,35 @@ class Checker:
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def session(self) -> ks_session.Session:
-        """A fresh login each time: the catalog is cached with the token, and endpoints come and go."""
-        a = self.access
-        auth = v3.Password(auth_url=a.auth_url, username=a.username, password=a.password,
-                           project_name=a.project_name, user_domain_name=a.user_domain_name,
-                           project_domain_name=a.project_domain_name)
-        return ks_session.Session(auth=auth, timeout=TIMEOUT)
+        """One login per checker (a password token costs a bcrypt round on Keystone); the catalog is
+        read afresh on every call (``_urls``), so endpoints added since the login are seen."""
+        if self._session is None:
+            a = self.access
+            auth = v3.Password(auth_url=a.auth_url, username=a.username, password=a.password,
+                               project_name=a.project_name, user_domain_name=a.user_domain_name,
+                               project_domain_name=a.project_domain_name)
+            self._session = ks_session.Session(auth=auth, timeout=TIMEOUT)
+        return self._session
 
     def _urls(self, sess: ks_session.Session, service_type: str) -> list[str]:
-        assert sess.auth is not None
-        catalog = sess.auth.get_access(sess).service_catalog  # type: ignore[attr-defined]
-        urls = catalog.get_urls(service_type=service_type, interface="public", region_name=self.access.region)
-        return [u.rstrip("/") for u in urls or ()]
+        """Public endpoint URLs of ``service_type`` in the region, from ``GET /v3/auth/catalog``:
+        Keystone builds it at request time, where the token's own catalog is frozen at login."""
+        catalog = self._get(sess, self.access.auth_url.rstrip("/") + "/auth/catalog")["catalog"]
+        return [
+            e["url"].rstrip("/")
+            for service in catalog if service["type"] == service_type
+            for e in service["endpoints"]
+            if e["interface"] == "public" and self.access.region in (e.get("region_id"), e.get("region"))
+        ]
 
     def _one_url(self, sess: ks_session.Session, service_type: str) -> str:
-        urls = self._urls(sess, service_type)
-        assert urls, f"no {service_type} endpoint in {self.access.region}"
-        return urls[0]
+        """The control plane's endpoint of ``service_type`` (resmgr, image): fixed for a region, so
+        looked up once."""
+        if service_type not in self._fixed_urls:
+            urls = self._urls(sess, service_type)
+            assert urls, f"no {service_type} endpoint in {self.access.region}"
+            self._fixed_urls[service_type] = urls[0]
+        return self._fixed_urls[service_type]
 
     def _get(self, sess: ks_session.Session, url: str, **params: Any) -> Any:
         r = sess.get(url, params=params, raise_exc=False)
@@ -168,23 +203,22 @@ class Checker:
         return [i for i in images if KEY_PROPERTY in i or CANARY_PROPERTY in i]
 
     # ---- observations -------------------------------------------------------------------------------
-    def snapshot(self) -> Snapshot:
+    def observe(self, *, blueprint: bool) -> Observation:
+        """resmgr's hosts, every image record, the image-cluster endpoints (and the region's blueprint),
+        read concurrently: each call costs a token validation on the lab's busy Keystone."""
         sess = self.session()
-        hosts = self.resmgr_hosts(sess)
-        role_hosts = {
-            h["id"]: str((h.get("roles_status_details") or {}).get(GRANULAR_ROLE))
-            for h in hosts if ROLE_NAMES & set(h.get("roles") or [])
-        }
-        images = self.ours(self.all_images(sess))
-        blueprint = self._get(sess, self._one_url(sess, "resmgr") + f"/v2/blueprint/{self.access.region}")
-        return Snapshot(
-            role_hosts=role_hosts,
-            endpoints=tuple(sorted(self._urls(sess, "image-cluster"))),
-            images={i["id"]: (i["name"], i["status"], str(i.get(KEY_PROPERTY, "")), i["updated_at"])
-                    for i in images if KEY_PROPERTY in i},
-            canaries=tuple(sorted(i["id"] for i in images if CANARY_PROPERTY in i)),
-            blueprint=copy.deepcopy(blueprint),
-        )
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            hosts = pool.submit(self.resmgr_hosts, sess)
+            images = pool.submit(self.all_images, sess)
+            endpoints = pool.submit(self._urls, sess, "image-cluster")
+            region = self.access.region
+            plan = (pool.submit(self._get, sess, self._one_url(sess, "resmgr") + f"/v2/blueprint/{region}")
+                    if blueprint else None)
+            return Observation(hosts=hosts.result(), images=images.result(), endpoints=endpoints.result(),
+                               blueprint=copy.deepcopy(plan.result()) if plan else {})
+
+    def snapshot(self) -> Snapshot:
+        return self.observe(blueprint=True).snapshot()
 
     def remember_foreign_images(self) -> None:
         """Key/canary records that exist before the suite deploys anything are not its business."""
@@ -207,7 +241,8 @@ class Checker:
         """The region is exactly what ``config`` declares; returns what was seen."""
         sess = self.session()
         problems: list[str] = []
-        hosts = self.resmgr_hosts(sess)
+        seen = self.observe(blueprint=False)
+        hosts, endpoints, all_images = seen.hosts, seen.endpoints, seen.images
         wanted = self.resolve_hosts(config, hosts)
         holders = {h["id"]: h for h in hosts if ROLE_NAMES & set(h.get("roles") or [])}
         if set(holders) != wanted:
@@ -218,15 +253,14 @@ class Checker:
             state = (h.get("roles_status_details") or {}).get(GRANULAR_ROLE)
             if h.get("role_status") != "ok" or state != "applied":
                 problems.append(f"{host_id}: role_status {h.get('role_status')}, state {state}")
-        endpoints = self._urls(sess, "image-cluster")
         if len(endpoints) != len(set(endpoints)) or len(endpoints) != len(holders):
             problems.append(f"image-cluster endpoints {endpoints} are not one per role host ({len(holders)})")
-        for url in endpoints:
-            r = sess.get(f"{url}/v2/images", params={"limit": 1}, raise_exc=False)
-            if r.status_code != 200:
-                problems.append(f"{url} answers {r.status_code} to an authenticated image list")
+        if not config.get("images"):  # otherwise every image is downloaded through every endpoint
+            for url in endpoints:
+                r = sess.get(f"{url}/v2/images", params={"limit": 1}, raise_exc=False)
+                if r.status_code != 200:
+                    problems.append(f"{url} answers {r.status_code} to an authenticated image list")
 
-        all_images = self.all_images(sess)
         ours = [i for i in self.ours(all_images) if i["id"] not in self.foreign_images]
         expected = expected_images(config, stack)
         accounted: set[str] = set()
@@ -238,7 +272,7 @@ class Checker:
                 problems.append(f"leftover {kind} image {leftover['id']} {leftover['name']!r} "
                                 f"({leftover['status']}, key {leftover.get(KEY_PROPERTY)!r})")
         assert not problems, f"stack {stack}:\n  " + "\n  ".join(problems)
-        return self.snapshot()
+        return seen.snapshot()
 
     def _image_problems(
         self, sess: ks_session.Session, image: ExpectedImage, all_images: list[dict[str, Any]],

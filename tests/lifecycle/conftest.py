@@ -36,6 +36,7 @@ def life(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lifecyc
             # Where the suite's time goes (shown with -s, and kept beside the stack's state).
             report = "\n".join(f"  {seconds:6.1f}s  {label}" for label, seconds in life.timings)
             (root / "timings.txt").write_text(report + "\n")
+            (root / "ups.log").write_text("\n".join(life.printed))
             print(f"\nlifecycle steps ({sum(s for _, s in life.timings):.0f}s in up/down):\n{report}")
             lab.set_resmgr_options(converge_seconds=previous_converge)
 

@@ -112,17 +112,24 @@ class Lifecycle:
     current: dict[str, Any] | None = None
     dirty: bool = False  # a step failed before the checker confirmed the region: repair first
     timings: list[tuple[str, float]] = field(default_factory=list)
+    printed: list[str] = field(default_factory=list)  # what each up printed, for the module's log
 
     def up(self, config: dict[str, Any], label: str = "up") -> Deployment:
         started = time.monotonic()
         self.dirty = True
         try:
-            return runner.up(config, stack=self.stack, root=self.root)
+            deployment = runner.up(config, stack=self.stack, root=self.root)
+            self.printed.append(f"== {label}\n{deployment.printed}")
+            return deployment
         finally:
             self.timings.append((label, round(time.monotonic() - started, 1)))
 
     def converged(self, config: dict[str, Any]) -> Snapshot:
-        seen = self.checker.assert_converged(config, self.stack)
+        started = time.monotonic()
+        try:
+            seen = self.checker.assert_converged(config, self.stack)
+        finally:
+            self.timings.append(("  checker", round(time.monotonic() - started, 1)))
         self.current, self.dirty = config, False
         return seen
 
