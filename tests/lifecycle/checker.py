@@ -198,6 +198,12 @@ class Checker:
                 url, params = (base + nxt if nxt else None), {}
         return list(found.values())
 
+    def images_named(self, name: str) -> list[dict[str, Any]]:
+        """One request: records named ``name`` (any status; hidden ones are not looked for)."""
+        sess = self.session()
+        url = self._one_url(sess, "image") + "/v2/images"
+        return list(self._get(sess, url, name=name, visibility="all")["images"])
+
     def ours(self, images: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Images carrying the key or the canary property (the project's records)."""
         return [i for i in images if KEY_PROPERTY in i or CANARY_PROPERTY in i]
