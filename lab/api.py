@@ -332,7 +332,7 @@ class Lab:
 
     def rotate_password(self, password: str | None = None) -> str:
         """Change the admin user's password in Keystone and in lab.json (so `env`/`status` give the
-        new one); returns it. Tokens issued before are not revoked by the lab."""
+        new one); returns it. Keystone revokes the admin's earlier tokens, as a real cloud does."""
         if not self.agent_alive():
             raise LabError(f"the lab in {self.state_dir} is not running: run `python -m lab up`")
         new = password or secrets.token_urlsafe(18)

@@ -376,10 +376,13 @@ class Supervisor:
             self._finish_removal(recovered)
 
     def rotate_admin_password(self, password: str) -> None:
-        """Give the admin user a new password in Keystone and keep it in lab.json (tokens issued
-        before stay valid until Keystone revokes them, as on a real cloud)."""
+        """Give the admin user a new password in Keystone and keep it in lab.json."""
         with self.identity_lock:
             self.identity.set_password(self.cfg.admin.username, password)
+        # Keystone revokes the user's tokens on a password change, by a revocation event with
+        # whole-second precision (Fernet issue times): a token issued in the same second would count
+        # as revoked. Return once a fresh login gets a valid token.
+        time.sleep(1.05)
         with self.lock:
             self.cfg.admin = self.cfg.admin.model_copy(update={"password": password})
             self.cfg.save()
