@@ -10,7 +10,7 @@ import hashlib
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +205,16 @@ class Lifecycle:
         foreign = self.checker.foreign_images
         self.checker = checker_for(self.lab)
         self.checker.foreign_images = foreign
+
+    @contextlib.contextmanager
+    def returning_to(self, config: dict[str, Any]) -> Iterator[None]:
+        """For a scenario that changes something later scenarios rely on (an image's name) and
+        changes it back at its end: if it fails on the way, the next scenario's repair goes back."""
+        try:
+            yield
+        except BaseException:
+            self.current, self.dirty = changed(config), True
+            raise
 
     def watch(self, *identities: str) -> Watch:
         return Watch(self.checker, identities=identities)

@@ -28,6 +28,7 @@ from harness import (
     REPO,
     Lifecycle,
     base_config,
+    changed,
     changes,
     image_entry,
     move_file,
@@ -113,18 +114,19 @@ def test_new_disk_format_replaces_the_image(life: Lifecycle) -> None:
 def test_renaming_an_image_leaves_exactly_one_under_the_new_name(
     life: Lifecycle, record_property: Callable[[str, object], None]
 ) -> None:
-    config = life.start()
+    original = life.start()
+    config = changed(original)
     image_entry(config, IMAGE_B)["name"] = IMAGE_B + "-renamed"
-    deployment, seen = life.deploy(config, "rename")
-    image_ops = [(s.op, s.name) for s in deployment.steps if s.type == IMAGE and s.op != "same"]
-    record_property("rename_ops", image_ops)
-    print(f"rename: image ops {image_ops}")
-    assert image_ops, "a rename must change the image resource"
-    assert life.identity(IMAGE_B) not in {key.split(":")[0] for (_, _, key, _) in seen.images.values()}
-    # The checker asserted: one active image named IMAGE_B-renamed carrying its key, nothing named
-    # IMAGE_B left, no other record of this stack. Restore the name for the next scenarios.
-    image_entry(config, IMAGE_B + "-renamed")["name"] = IMAGE_B
-    life.deploy(config, "rename back")
+    with life.returning_to(original):
+        deployment, seen = life.deploy(config, "rename")
+        image_ops = [(s.op, s.name) for s in deployment.steps if s.type == IMAGE and s.op != "same"]
+        record_property("rename_ops", image_ops)
+        print(f"rename: image ops {image_ops}")
+        assert image_ops, "a rename must change the image resource"
+        assert life.identity(IMAGE_B) not in {key.split(":")[0] for (_, _, key, _) in seen.images.values()}
+        # The checker asserted: one active image named IMAGE_B-renamed carrying its key, nothing named
+        # IMAGE_B left, no other record of this stack. The name goes back for the next scenarios.
+        life.deploy(original, "rename back")
 
 
 def test_visibility_properties_and_tags_update_the_image_in_place(life: Lifecycle) -> None:
@@ -170,29 +172,30 @@ def test_reordering_hosts_changes_no_role(life: Lifecycle) -> None:
 
 
 def test_adding_a_host_assigns_its_role_and_removing_it_takes_the_role_back(life: Lifecycle) -> None:
-    config = life.start()
+    original = life.start()
+    config = changed(original)
     name = life.lab.add_host()
     life.added_hosts.append(name)
     hostname = f"{name}.lab.local"
     holders = set(life.checker.snapshot().role_hosts)
     config["hosts"].append({"hostname": hostname})
-    with life.watch() as watch:
-        deployment, seen = life.deploy(config, "add host")
-    watch.assert_role_holders_never_below(holders)
-    assert ops(deployment.steps, ROLES) == ["update"]
-    assert not ops(deployment.steps, ROLE_PER_HOST)
-    assert ops(deployment.steps, IMAGE) == ["same", "same"]
-    report = {r["hostname"]: r["status"] for r in deployment.outputs["health_report"]}
-    assert report.get(hostname) == "serving" and len(report) == 4, report
-    assert len(seen.role_hosts) == 4
+    with life.returning_to(original):
+        with life.watch() as watch:
+            deployment, seen = life.deploy(config, "add host")
+        watch.assert_role_holders_never_below(holders)
+        assert ops(deployment.steps, ROLES) == ["update"]
+        assert not ops(deployment.steps, ROLE_PER_HOST)
+        assert ops(deployment.steps, IMAGE) == ["same", "same"]
+        report = {r["hostname"]: r["status"] for r in deployment.outputs["health_report"]}
+        assert report.get(hostname) == "serving" and len(report) == 4, report
+        assert len(seen.role_hosts) == 4
 
-    config["hosts"] = [h for h in config["hosts"] if h.get("hostname") != hostname]
-    with life.watch() as watch:
-        deployment, seen = life.deploy(config, "remove host")
-    watch.assert_role_holders_never_below(holders)
-    assert ops(deployment.steps, ROLES) == ["update"]
-    assert ops(deployment.steps, IMAGE) == ["same", "same"]
-    assert host_ids(life)[hostname] not in seen.role_hosts
+        with life.watch() as watch:
+            deployment, seen = life.deploy(original, "remove host")
+        watch.assert_role_holders_never_below(holders)
+        assert ops(deployment.steps, ROLES) == ["update"]
+        assert ops(deployment.steps, IMAGE) == ["same", "same"]
+        assert host_ids(life)[hostname] not in seen.role_hosts
     life.lab.remove_host(name)
     life.added_hosts.remove(name)
 
@@ -311,7 +314,7 @@ def test_sequence_respell_rework_rename_and_move(life: Lifecycle, tmp_path: Path
     old_a = life.checker.snapshot().image_id(identity_a)
     holders = set(life.checker.snapshot().role_hosts)
 
-    config["hosts"][0] = {"id": ids[HOSTNAMES[0]]}
+    config["hosts"] = [{"id": ids[HOSTNAMES[0]]}, {"hostname": HOSTNAMES[1]}, {"hostname": HOSTNAMES[2]}]
     new_a = write_image(tmp_path / "v3" / f"{IMAGE_A}.raw", 4500, "alpha-v3")
     image_entry(config, IMAGE_A)["source"] = str(new_a)
     image_entry(config, IMAGE_B)["tags"] = ["lifecycle", "sequence"]
@@ -325,28 +328,30 @@ def test_sequence_respell_rework_rename_and_move(life: Lifecycle, tmp_path: Path
     assert old_a not in seen.images
 
     renamed = IMAGE_B + "-2"
+    before_rename = changed(config)
     config["hosts"] = [{"hostname": HOSTNAMES[2]}, {"hostname": HOSTNAMES[0]}, {"id": ids[HOSTNAMES[1]]}]
     image_entry(config, IMAGE_B)["name"] = renamed
     config["health"] = {**config["health"], "probeTimeoutSeconds": 4}
-    with life.watch() as watch:
-        deployment, seen = life.deploy(config, "sequence 2: reorder, re-spell, rename, probe timeout")
-    watch.assert_role_holders_never_below(holders)
-    assert_roles_untouched(deployment.steps)
-    assert ops(deployment.steps, HEALTH) == ["update"]
-    assert ops(deployment.steps, IMAGE, IMAGE_A) == ["same"]
+    with life.returning_to(before_rename):
+        with life.watch() as watch:
+            deployment, seen = life.deploy(config, "sequence 2: reorder, re-spell, rename, probe timeout")
+        watch.assert_role_holders_never_below(holders)
+        assert_roles_untouched(deployment.steps)
+        assert ops(deployment.steps, HEALTH) == ["update"]
+        assert ops(deployment.steps, IMAGE, IMAGE_A) == ["same"]
 
-    image_a = seen.image_id(identity_a)
-    for entry in config["images"]:
-        entry["source"] = move_file(entry["source"], tmp_path / "reorganised")
-    image_entry(config, renamed)["visibility"] = "public"
-    image_entry(config, IMAGE_A)["properties"] = {"purpose": "lifecycle", "hw_rng_model": "virtio"}
-    deployment, seen = life.deploy(config, "sequence 3: move files, visibility, properties")
-    assert set(ops(deployment.steps, IMAGE)) == {"update"}
-    assert not {op for (_, op) in changes(deployment.steps)} & {"create", "delete", "replace"}
-    assert seen.image_id(identity_a) == image_a
+        image_a = seen.image_id(identity_a)
+        for entry in config["images"]:
+            entry["source"] = move_file(entry["source"], tmp_path / "reorganised")
+        image_entry(config, renamed)["visibility"] = "public"
+        image_entry(config, IMAGE_A)["properties"] = {"purpose": "lifecycle", "hw_rng_model": "virtio"}
+        deployment, seen = life.deploy(config, "sequence 3: move files, visibility, properties")
+        assert set(ops(deployment.steps, IMAGE)) == {"update"}
+        assert not {op for (_, op) in changes(deployment.steps)} & {"create", "delete", "replace"}
+        assert seen.image_id(identity_a) == image_a
 
-    image_entry(config, renamed)["name"] = IMAGE_B
-    life.deploy(config, "sequence: name back")
+        image_entry(config, renamed)["name"] = IMAGE_B
+        life.deploy(config, "sequence: name back")
 
 
 def test_sequence_rotate_drift_repair_and_down(life: Lifecycle) -> None:
