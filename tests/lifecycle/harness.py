@@ -121,6 +121,10 @@ class Lifecycle:
             deployment = runner.up(config, stack=self.stack, root=self.root)
             self.printed.append(f"== {label}\n{deployment.printed}")
             return deployment
+        except Exception as exc:
+            notes = "\n".join(getattr(exc, "__notes__", []))
+            self.printed.append(f"== {label} FAILED: {type(exc).__name__}: {exc}\n{notes}")
+            raise
         finally:
             self.timings.append((label, round(time.monotonic() - started, 1)))
 

@@ -86,7 +86,11 @@ def _printed_steps(printed: str) -> list[Step]:
 
 def up(config: dict[str, Any], *, stack: str, root: Path) -> Deployment:
     out = io.StringIO()
-    result = executing.up(config, stack=stack, root=root, out=out)
+    try:
+        result = executing.up(config, stack=stack, root=root, out=out)
+    except Exception as exc:
+        exc.add_note(f"the up printed:\n{out.getvalue()}")
+        raise
     printed = out.getvalue()
     raw_steps = getattr(result, "steps", None)
     steps = [_step(s) for s in raw_steps] if raw_steps is not None else _printed_steps(printed)
