@@ -22,7 +22,7 @@ from lab.identity import IdentityAdmin
 from lab.keystone import Keystone
 from lab.postgres import Postgres
 from lab.resmgr import HTTPError, ResmgrApp, StartResponse, read_json, respond
-from lab.settings import LabConfig, load_config
+from lab.settings import REGION_ONE, LabConfig, load_config
 from lab.supervisor import Supervisor
 
 AGENT_PID_FILE = "agent.pid"
@@ -89,8 +89,19 @@ class AgentApp:
                 getattr(sup, action)(name)
             elif action in ("drain", "undrain"):
                 sup.drain(name, action == "drain")
+            elif action == "remove":
+                sup.remove_host(name)
             else:
                 raise HTTPError(404, f"unknown host action {action!r}")
+            return sup.status()
+        if path == "hosts":
+            spec = sup.add_host(str(body.get("region") or REGION_ONE))
+            return {**sup.status(), "added": spec.name}
+        if path == "rotate-password":
+            password = str(body.get("password") or "")
+            if len(password) < 12:
+                raise ValueError("the new admin password must have at least 12 characters")
+            sup.rotate_admin_password(password)
             return sup.status()
         if path == "storage":
             mode = body.get("mode")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -341,6 +342,25 @@ class Lab:
 
     def clear_fault(self, name: str) -> None:
         self.set_fault(name, clear=True)
+
+    def add_host(self, region: str = REGION_ONE) -> str:
+        """Enrol one more host in ``region`` while the lab runs (no role yet); returns its name."""
+        if not self.agent_alive():
+            raise LabError(f"the lab in {self.state_dir} is not running: run `python -m lab up`")
+        return str(self._control("POST", "hosts", {"region": region})["added"])
+
+    def remove_host(self, name: str) -> None:
+        """Take a host without a role out of the lab (it leaves resmgr and lab.json)."""
+        self._host_action(name, "remove")
+
+    def rotate_password(self, password: str | None = None) -> str:
+        """Change the admin user's password in Keystone and in lab.json (so `env`/`status` give the
+        new one); returns it. Keystone revokes the admin's earlier tokens, as a real cloud does."""
+        if not self.agent_alive():
+            raise LabError(f"the lab in {self.state_dir} is not running: run `python -m lab up`")
+        new = password or secrets.token_urlsafe(18)
+        self._control("POST", "rotate-password", {"password": new})
+        return new
 
     def set_storage(self, mode: str) -> None:
         if mode not in ("shared", "local"):

@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("env", help="print OS_* exports for the lab's admin")
     for action, text in HOST_ACTIONS.items():
         sub.add_parser(action, help=text).add_argument("host", help="host name, id or hostname")
+    add = sub.add_parser("add-host", help="enrol one more host (no role) while the lab runs")
+    add.add_argument("--region", default="RegionOne", choices=["RegionOne", "RegionTwo"])
+    sub.add_parser("remove-host", help="take a host without a role out of the lab").add_argument("host")
+    rot = sub.add_parser("rotate-password",
+                         help="give the admin user a new Keystone password (kept in lab.json; see `env`)")
+    rot.add_argument("--password", help="the new password (default: a random one)")
     sub.add_parser("revoke-tokens", help="invalidate every token issued so far to admin and member")
     sto = sub.add_parser("storage", help="rebind serving hosts to the shared dir or their own dirs")
     sto.add_argument("mode", choices=["shared", "local"])
@@ -127,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
             method = args.cmd.replace("-", "_")
             getattr(lab, method)(args.host)
             print(f"{args.cmd} {args.host}: done")
+        elif args.cmd == "add-host":
+            print(f"added {lab.add_host(args.region)} in {args.region}")
+        elif args.cmd == "remove-host":
+            lab.remove_host(args.host)
+            print(f"removed {args.host}")
+        elif args.cmd == "rotate-password":
+            lab.rotate_password(args.password)
+            print("rotated the admin password: export it again with `eval \"$(python -m lab env)\"`")
         elif args.cmd == "revoke-tokens":
             lab.revoke_tokens()
             print("revoked every token issued so far to admin and member")

@@ -122,6 +122,12 @@ class IdentityAdmin:
             return None
         return dict(r.json()["token"])
 
+    def set_password(self, username: str, password: str) -> None:
+        user = self._find("users", name=username)
+        if user is None:
+            raise KeyError(f"no Keystone user {username!r}")
+        self.sess.patch(f"{self.base}/users/{user['id']}", json={"user": {"password": password}})
+
     def revoke_user_tokens(self, usernames: list[str]) -> None:
         """Invalidate every token issued so far to these users.
 

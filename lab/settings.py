@@ -233,6 +233,25 @@ def _make_hosts(region_one: int, region_two: int, old: list[HostSpec], state_dir
     return hosts
 
 
+def grow_hosts(cfg: LabConfig, region: str) -> list[HostSpec]:
+    """``cfg.hosts`` with one more host in ``region`` (the next free name, a fresh id and port)."""
+    if region not in (REGION_ONE, REGION_TWO):
+        raise ValueError(f"region must be {REGION_ONE} or {REGION_TWO}, not {region!r}")
+    r1 = sum(h.region == REGION_ONE for h in cfg.hosts) + (region == REGION_ONE)
+    r2 = sum(h.region == REGION_TWO for h in cfg.hosts) + (region == REGION_TWO)
+    return _make_hosts(r1, r2, cfg.hosts, cfg.root)
+
+
+def release_port(cfg: LabConfig, port: int) -> None:
+    """Drop this state dir's claim on one port (a host that left)."""
+    claim = PORT_CLAIMS_DIR / str(port)
+    try:
+        if Path(claim.read_text().strip()) == cfg.root:
+            claim.unlink()
+    except OSError:
+        pass
+
+
 def load_config(state_dir: Path) -> LabConfig | None:
     path = state_dir / CONFIG_FILE
     if not path.exists():

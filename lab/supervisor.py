@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from lab import glance, procs
 from lab.identity import IdentityAdmin
-from lab.settings import REGION_ONE, HostSpec, LabConfig
+from lab.settings import REGION_ONE, HostSpec, LabConfig, grow_hosts, release_port
 
 GLANCE_ROLE = "pf9-glance-role"
 StorageMode = Literal["shared", "local"]
@@ -118,6 +118,27 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - reported through status; `up` prints it
             self.public_error = str(exc)
         self.public_ready.set()
+
+    # ---- enrolment (a host joins or leaves the region while the lab runs) -----------------------
+    def add_host(self, region: str) -> HostSpec:
+        """Enrol one more host in ``region``: it shows in resmgr at once, without a role."""
+        with self.lock:
+            self.cfg.hosts = grow_hosts(self.cfg, region)
+            spec = next(h for h in self.cfg.hosts if h.id not in self.hosts)
+            self.hosts[spec.id] = HostRuntime(spec=spec)
+            self.cfg.save()
+            return spec
+
+    def remove_host(self, key: str) -> None:
+        """Take a host out of the region; refused while it holds a role or runs Glance."""
+        with self.lock:
+            h = self.find(key)
+            if h.roles or h.busy or h.proc is not None:
+                raise ValueError(f"{h.spec.name} holds a role or runs Glance: revoke its role first")
+            del self.hosts[h.spec.id]
+            self.cfg.hosts = [s for s in self.cfg.hosts if s.id != h.spec.id]
+            self.cfg.save()
+            release_port(self.cfg, h.spec.port)
 
     # ---- host Glance processes ----------------------------------------------------------------
     def _start_glance(self, h: HostRuntime) -> None:
@@ -353,6 +374,18 @@ class Supervisor:
                 self._remove_endpoint(recovered)
             self._stop_glance(recovered)
             self._finish_removal(recovered)
+
+    def rotate_admin_password(self, password: str) -> None:
+        """Give the admin user a new password in Keystone and keep it in lab.json."""
+        with self.identity_lock:
+            self.identity.set_password(self.cfg.admin.username, password)
+        # Keystone revokes the user's tokens on a password change, by a revocation event with
+        # whole-second precision (Fernet issue times): a token issued in the same second would count
+        # as revoked. Return once a fresh login gets a valid token.
+        time.sleep(1.05)
+        with self.lock:
+            self.cfg.admin = self.cfg.admin.model_copy(update={"password": password})
+            self.cfg.save()
 
     def revoke_tokens(self) -> None:
         with self.identity_lock:
