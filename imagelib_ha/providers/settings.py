@@ -174,6 +174,15 @@ def _field_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
     return failures
 
 
+def _store_config_key(prop: str, backend: Any) -> str:
+    """The config key an operator edits to change the store input ``prop``."""
+    if prop == "backend":
+        return "storage.backend"
+    if prop == "volume_type":
+        return "storage.cinder.volumeType"
+    return "storage.nfs.mountPath" if backend == "nfs" else "storage.local.path"
+
+
 def _migration_failures(olds: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[CheckFailure]:
     """A store change on a live library, refused unless ``migration_ack`` names the new target.
 
@@ -200,6 +209,7 @@ def _migration_failures(olds: Mapping[str, Any], inputs: Mapping[str, Any]) -> l
     )
     return [CheckFailure(
         prop,
+        f"pcd-imagelib-ha:{_store_config_key(prop, inputs['backend'])}: "
         f"moving the image store of a live library from {olds.get('backend')} '{old_target}' to "
         f"{inputs['backend']} '{new_target}' would leave every existing image unreadable (Glance records "
         "each image's absolute location). Migrate first: copy the store's data to the new target (or "

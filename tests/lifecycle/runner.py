@@ -94,7 +94,7 @@ def up(config: dict[str, Any], *, stack: str, root: Path) -> Deployment:
     printed = out.getvalue()
     raw_steps = getattr(result, "steps", None)
     steps = [_step(s) for s in raw_steps] if raw_steps is not None else _printed_steps(printed)
-    outputs = dict(getattr(result, "outputs", None) or {})
+    outputs = dict(result.run.outputs)
     return Deployment(steps=steps, outputs=outputs, printed=printed)
 
 

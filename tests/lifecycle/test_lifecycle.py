@@ -374,7 +374,7 @@ def test_sequence_rotate_drift_repair_and_down(life: Lifecycle) -> None:
 
     recorded = runner.recorded_resources(life.root, life.stack)
     deleted = life.down(config)
-    assert deleted == 5, f"settings, roles, health and two images; the state recorded {recorded}"
+    assert deleted == 6, f"settings, baseline, roles, health and two images; the state recorded {recorded}"
     life.checker.assert_gone(config, life.stack, roles_before=set())
     assert not runner.manifest_file(life.root, life.stack).exists()
     life.current, life.dirty = None, False

@@ -44,6 +44,8 @@ def test_a_store_change_on_a_live_library_is_refused_naming_the_acknowledgement(
     assert [p for p, _ in found] == [prop]
     reason = found[0][1]
     assert "unreadable" in reason
+    key = {"mount_path": "storage.nfs.mountPath", "backend": "storage.backend"}[prop]
+    assert reason.startswith(f"pcd-imagelib-ha:{key}: ")
     assert f"pcd-imagelib-ha:storage.acknowledgeMigrationTo to '{target}'" in reason
 
 
