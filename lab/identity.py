@@ -117,7 +117,10 @@ class IdentityAdmin:
 
     def validate(self, token: str) -> dict[str, Any] | None:
         """The token's body when Keystone accepts it, else None."""
-        r = self.sess.get(f"{self.base}/auth/tokens", headers={"X-Subject-Token": token}, raise_exc=False)
+        # One Keystone worker closes idle keep-alive connections: a request racing that close fails to
+        # connect, and a read is safe to send again.
+        r = self.sess.get(f"{self.base}/auth/tokens", headers={"X-Subject-Token": token}, raise_exc=False,
+                          connect_retries=2)
         if r.status_code != 200:
             return None
         return dict(r.json()["token"])

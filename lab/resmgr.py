@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from keystoneauth1 import exceptions as ks_exc
+
 from lab.identity import IdentityAdmin
 from lab.supervisor import GLANCE_ROLE, RoleUpdateConflict, Supervisor
 
@@ -32,7 +34,8 @@ class HTTPError(Exception):
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}
+            405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error",
+            503: "Service Unavailable"}
 
 
 EMPTY = object()  # an answer without a body (role writes), unlike JSON null
@@ -67,8 +70,12 @@ class ResmgrApp:
         token = environ.get("HTTP_X_AUTH_TOKEN")
         if not token:
             raise HTTPError(401, "authentication required: send a Keystone token in X-Auth-Token")
-        with self.sup.identity_lock:
-            body = self.identity.validate(token)
+        try:
+            with self.sup.identity_lock:
+                body = self.identity.validate(token)
+        except ks_exc.ClientException as exc:
+            # As a real service does when its identity backend fails: a 503 that says so, not a bare 500.
+            raise HTTPError(503, f"cannot validate the token with Keystone: {type(exc).__name__}") from exc
         if body is None:
             raise HTTPError(401, "the token is invalid, expired or revoked")
         if write and "admin" not in {r.get("name") for r in body.get("roles", [])}:

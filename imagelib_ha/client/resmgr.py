@@ -39,6 +39,8 @@ from imagelib_ha.client.errors import (
 )
 
 SERVICE_TYPE = "resmgr"
+GET_RETRIES = 2
+RETRIABLE_GET_STATUSES = (500, 502, 503, 504)
 IMAGE_LIBRARY_ROLE = "image-library"
 GLANCE_ROLE = "pf9-glance-role"
 # Either spelling in a host's ``roles`` means the image library is assigned (v1 lists granular roles,
@@ -163,6 +165,12 @@ class ResmgrClient:
         kwargs: dict[str, Any] = {"raise_exc": False}
         if json is not None:
             kwargs["json"] = json
+        if method == "GET":
+            # A read is safe to send again: a connection the server dropped between requests, or a
+            # transient 5xx of the management plane, costs a short retry instead of the run. Writes are
+            # never re-sent here (the role writer retries only what resmgr's 409 says is safe).
+            kwargs.update(connect_retries=GET_RETRIES, status_code_retries=GET_RETRIES,
+                          retriable_status_codes=list(RETRIABLE_GET_STATUSES))
         if self.endpoint_override:
             kwargs["endpoint_override"] = self.endpoint_override
         else:

@@ -140,6 +140,24 @@ def test_get_host_server_error_is_raised_with_status(m: Any) -> None:
     assert PASSWORD not in str(exc.value)
 
 
+def test_a_read_survives_a_transient_server_error_and_is_sent_at_most_three_times(m: Any) -> None:
+    m.get(f"{RESMGR}/v1/hosts/h1", [{"status_code": 503, "text": "busy"}, {"json": V1_HOST}])
+    assert client().get_host("h1") is not None
+    assert calls(m).count(("GET", "/resmgr/v1/hosts/h1")) == 2
+    m.reset_mock()
+    m.get(f"{RESMGR}/v1/hosts/h1", status_code=500, text="boom")
+    with pytest.raises(ResmgrRequestFailed, match="HTTP 500"):
+        client().get_host("h1")
+    assert calls(m).count(("GET", "/resmgr/v1/hosts/h1")) == 3
+
+
+def test_a_write_is_never_re_sent_on_a_server_error(m: Any) -> None:
+    m.put(f"{RESMGR}/v2/hosts/h1/roles/image-library", status_code=503, text="busy")
+    with pytest.raises(ResmgrRequestFailed):
+        client().assign_image_library("h1")
+    assert calls(m).count(("PUT", "/resmgr/v2/hosts/h1/roles/image-library")) == 1
+
+
 def test_find_host_by_id_then_hostname(m: Any) -> None:
     m.get(f"{RESMGR}/v1/hosts", json=[V1_HOST, V2_HOST])
     c = client()
