@@ -39,7 +39,8 @@ from imagelib_ha.client.errors import (
 )
 
 SERVICE_TYPE = "resmgr"
-GET_RETRIES = 2
+GET_CONNECT_RETRIES = 1
+GET_STATUS_RETRIES = 2
 RETRIABLE_GET_STATUSES = (500, 502, 503, 504)
 IMAGE_LIBRARY_ROLE = "image-library"
 GLANCE_ROLE = "pf9-glance-role"
@@ -168,8 +169,10 @@ class ResmgrClient:
         if method == "GET":
             # A read is safe to send again: a connection the server dropped between requests, or a
             # transient 5xx of the management plane, costs a short retry instead of the run. Writes are
-            # never re-sent here (the role writer retries only what resmgr's 409 says is safe).
-            kwargs.update(connect_retries=GET_RETRIES, status_code_retries=GET_RETRIES,
+            # never re-sent here (the role writer retries only what resmgr's 409 says is safe). One
+            # connect retry only: keystoneauth counts a read timeout as a connect failure, so a hung
+            # resmgr costs twice the request timeout (and 0.5 s) before the run ends naming it.
+            kwargs.update(connect_retries=GET_CONNECT_RETRIES, status_code_retries=GET_STATUS_RETRIES,
                           retriable_status_codes=list(RETRIABLE_GET_STATUSES))
         if self.endpoint_override:
             kwargs["endpoint_override"] = self.endpoint_override

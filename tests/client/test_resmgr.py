@@ -141,6 +141,7 @@ def test_get_host_server_error_is_raised_with_status(m: Any) -> None:
 
 
 def test_a_read_survives_a_transient_server_error_and_is_sent_at_most_three_times(m: Any) -> None:
+    # Two status-code retries for a read; a write is never re-sent (next test).
     m.get(f"{RESMGR}/v1/hosts/h1", [{"status_code": 503, "text": "busy"}, {"json": V1_HOST}])
     assert client().get_host("h1") is not None
     assert calls(m).count(("GET", "/resmgr/v1/hosts/h1")) == 2

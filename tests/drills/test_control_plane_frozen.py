@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from imagelib_ha.client.errors import PcdError
+from imagelib_ha.client.resmgr import GET_CONNECT_RETRIES
 from imagelib_ha.providers.baseline import ImageLibraryRoleBaselineProvider
 from lab.api import Lab
 
@@ -92,7 +93,9 @@ def test_a_frozen_resmgr_ends_the_call_within_its_timeout_naming_resmgr(lab: Lab
     provider = configured_baseline(status)
     with frozen(status["pids"]["agent"]):
         message, took = create_fails(provider, status)
-    assert took < TIMEOUT + SLACK, f"took {took:.1f}s"
+    # A read is retried once on a timeout (keystoneauth cannot tell a hung server from a dropped
+    # connection), after 0.5 s: still bounded.
+    assert took < TIMEOUT * (1 + GET_CONNECT_RETRIES) + 0.5 + SLACK, f"took {took:.1f}s"
     assert "resmgr" in message, message
     assert "Keystone" not in message
     # Thawed, the same provider object works again: nothing stuck on it.
