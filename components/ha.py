@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 
 from components.hosts import ImageLibraryHosts
-from components.storage import SharedImageStorage
+from components.storage import SharedImageStorage, volume_type_extra_specs
 from imagelib_ha.names import resource_slug
 from imagelib_ha.providers.health import ImageLibraryHealth
 from imagelib_ha.providers.image import FailoverImage
@@ -41,11 +41,13 @@ class ImageLibraryHA(pulumi.ComponentResource):
     ) -> None:
         storage_cfg = settings.storage
         host_props = settings.host_props()
+        extra_specs = volume_type_extra_specs(settings)
         props: dict[str, Any] = {
             "region": settings.region,
             "backend": storage_cfg.backend,
             "mount_path": storage_cfg.mount_path,
             "volume_type": storage_cfg.volume_type,
+            "volume_type_extra_specs": extra_specs,
             "host_count": len(settings.hosts),
             "host_names": [h.host for h in settings.hosts],
             "hosts": host_props,
@@ -65,6 +67,7 @@ class ImageLibraryHA(pulumi.ComponentResource):
                 "backend": storage_cfg.backend,
                 "mount_path": storage_cfg.mount_path,
                 "volume_type": storage_cfg.volume_type,
+                "volume_type_extra_specs": extra_specs,
                 "shared": storage_cfg.backend != "local",
                 "hosts": host_props,
                 "lab": settings.lab,

@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_openstack as openstack
 
+from imagelib_ha.client.block_storage import image_library_extra_specs
 from imagelib_ha.providers.settings import render_glance_store_config
 from imagelib_ha.settings import StackSettings
 
@@ -52,7 +53,9 @@ class SharedImageStorage(pulumi.ComponentResource):
             self.volume_type_resource = openstack.blockstorage.VolumeTypeV3(
                 f"{name}-volume-type",
                 name=storage.cinder.volume_type,
-                extra_specs=storage.cinder.extra_specs or None,
+                # Several hosts attach an image's volume at once: multiattach unless configured off
+                # (which the settings' check and the policy pack then refuse).
+                extra_specs=volume_type_extra_specs(settings),
                 description="Image Library store (managed by pcd-imagelib-ha)",
                 region=settings.region,
                 opts=pulumi.ResourceOptions(parent=self, provider=self.openstack_provider),
@@ -65,6 +68,14 @@ class SharedImageStorage(pulumi.ComponentResource):
                 "volume_type_id": self.volume_type_resource.id if self.volume_type_resource else None,
             }
         )
+
+
+def volume_type_extra_specs(settings: StackSettings) -> dict[str, str] | None:
+    """The extra specs of the volume type the program creates (None without a Cinder backend)."""
+    cinder = settings.storage.cinder
+    if settings.storage.backend != "cinder" or cinder is None:
+        return None
+    return image_library_extra_specs(cinder.extra_specs)
 
 
 def openstack_provider(name: str, settings: StackSettings, *, parent: pulumi.Resource) -> openstack.Provider:

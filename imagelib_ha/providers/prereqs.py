@@ -3,7 +3,10 @@
 The policy pack refuses the same violations at preview; this is its twin for runs without the pack.
 Platform9's "Image Library High Availability" page requires: every image-library host in **one
 region**, **shared storage** (so ``local`` storage cannot serve several hosts), and the share mounted
-at the **same path** on every host (Glance records each image's absolute file path).
+at the **same path** on every host (Glance records each image's absolute file path). With the Cinder
+backend the hosts attach one image's volume at the same time, so its volume type must be
+**multiattach** (measured in the lab without it: a second host reading while the first held the
+volume retried ~24 s, then answered 500).
 
 Values that are unknown at preview (computed by other resources) are skipped, never failed: the check
 runs again with the real values before anything is created.
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from imagelib_ha.client.block_storage import MULTIATTACH_KEY, MULTIATTACH_ON, multiattach_problem
 from imagelib_ha.providers.common import contains_unknown, is_unknown
 
 FILE_BACKENDS = frozenset({"nfs", "local"})
@@ -130,3 +134,27 @@ def ha_prerequisite_failures(
                 "each image's absolute path. Use one mountPath for every host in pcd-imagelib-ha:hosts.",
             ))
     return failures
+
+
+def cinder_multiattach_failures(*, backend: Any, extra_specs: Any) -> list[tuple[str, str]]:
+    """(property, reason) when a Cinder backend's volume type would not be multiattach; else empty.
+
+    ``extra_specs`` are the ones the program gives the volume type it creates (None: not known, as for
+    a type created outside the stack, which the health check then reads from Cinder).
+    """
+    if is_unknown(backend) or backend != "cinder" or extra_specs is None or contains_unknown(extra_specs):
+        return []
+    if not isinstance(extra_specs, Mapping):
+        return [("volume_type_extra_specs", "must be an object of extra spec names to values "
+                 "(pcd-imagelib-ha:storage.cinder.extraSpecs)")]
+    problem = multiattach_problem(extra_specs)
+    if problem is None:
+        return []
+    return [(
+        "volume_type_extra_specs",
+        f"the image library's Cinder volume type would not be multiattach: {problem}. Every image-library "
+        "host attaches an image's volume to read it, and without multiattach a second host cannot read "
+        "while the first holds it (it retries, then answers 500). Remove "
+        f"'{MULTIATTACH_KEY}' from pcd-imagelib-ha:storage.cinder.extraSpecs (the program then sets it) "
+        f"or set it to '{MULTIATTACH_ON}'.",
+    )]

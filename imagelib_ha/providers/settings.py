@@ -21,7 +21,9 @@ Decisions:
 * ``read`` reports the blueprint's live values in place of the inputs they came from, so ``pulumi
   refresh`` shows drift and the next ``up`` writes the configured values back.
 * ``check`` refuses the HA prerequisite violations (two regions, ``local`` with several hosts, differing
-  mount paths): the apply-time twin of the policy pack.
+  mount paths, a Cinder volume type without multiattach): the apply-time twin of the policy pack.
+  ``volume_type_extra_specs`` (the extra specs of the volume type the program creates) is an input
+  for that check only: the blueprint names the type, never its specs.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from imagelib_ha.providers.common import (
     inputs_with_defaults,
     is_unknown,
 )
-from imagelib_ha.providers.prereqs import ha_prerequisite_failures
+from imagelib_ha.providers.prereqs import cinder_multiattach_failures, ha_prerequisite_failures
 
 LOG = logging.getLogger(__name__)
 
@@ -65,12 +67,15 @@ INPUT_KEYS = (
     "backend",
     "mount_path",
     "volume_type",
+    "volume_type_extra_specs",
     "shared",
     "hosts",
     "lab",
     "migration_ack",
 )
-INPUT_DEFAULTS: dict[str, Any] = {"hosts": [], "lab": False, "migration_ack": None}
+INPUT_DEFAULTS: dict[str, Any] = {
+    "hosts": [], "lab": False, "migration_ack": None, "volume_type_extra_specs": None,
+}
 # A change of these on a live library moves where Glance looks for every image.
 STORE_INPUTS = ("backend", "mount_path", "volume_type")
 OUTPUT_KEYS = ("glance_store_config", "blueprint_storage", "blueprint_shared")
@@ -236,6 +241,12 @@ class ImageLibrarySettingsProvider(CloudConfiguredProvider):
                 hosts=inputs["hosts"],
                 mount_path=inputs["mount_path"],
                 lab=inputs["lab"],
+            )
+        ]
+        failures += [
+            CheckFailure(prop, reason)
+            for prop, reason in cinder_multiattach_failures(
+                backend=inputs["backend"], extra_specs=inputs["volume_type_extra_specs"]
             )
         ]
         return CheckResult(inputs, failures)

@@ -121,6 +121,43 @@ minimum_hosts: Final = ResourceValidationPolicy(
 )
 
 
+# --- cinder-multiattach ------------------------------------------------------------------------
+
+# Cinder enables multiattach only for this exact extra spec value (cinder/volume/api.py _is_multiattach).
+MULTIATTACH_KEY: Final = "multiattach"
+MULTIATTACH_ON: Final = "<is> True"
+
+
+def cinder_multiattach_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    deployment = _deployment(args)
+    if deployment is None or deployment.backend != "cinder":
+        return
+    specs = as_mapping(prop(plain(args.props), "volume_type_extra_specs"))
+    if specs is UNKNOWN or specs is None:
+        return  # unknown at preview, or a type the stack does not create (the health check reads it)
+    value = specs.get(MULTIATTACH_KEY) if isinstance(specs, dict) else None
+    if value is UNKNOWN or value == MULTIATTACH_ON:
+        return
+    found = (
+        f"sets '{MULTIATTACH_KEY}' to '{value}'" if isinstance(value, str) else f"has no '{MULTIATTACH_KEY}'"
+    )
+    report_violation(
+        f"{deployment.kind} '{deployment.name}' stores images as Cinder volumes, but its volume type "
+        f"{found}, so a second image-library host cannot read an image while another has its volume "
+        f"attached. Remove '{MULTIATTACH_KEY}' from pcd-imagelib-ha:storage.cinder.extraSpecs (the program "
+        f"then sets it) or set it to '{MULTIATTACH_ON}'.",
+        None,
+    )
+
+
+cinder_multiattach: Final = ResourceValidationPolicy(
+    name="cinder-multiattach",
+    description="The Cinder volume type of an image-library deployment is multiattach.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=cinder_multiattach_validator,
+)
+
+
 # --- images-through-image-library-hosts -------------------------------------------------------
 
 
@@ -375,6 +412,7 @@ POLICIES: Final[list[Policy]] = [
     single_region,
     same_mount_path,
     minimum_hosts,
+    cinder_multiattach,
     images_through_image_library_hosts,
     tls_verification,
     health_gates_images,

@@ -42,6 +42,7 @@ EXPECTED_POLICIES = {
     "single-region": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_STACK),
     "same-mount-path": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_RESOURCE),
     "minimum-hosts": (analyzer_pb2.ADVISORY, analyzer_pb2.POLICY_TYPE_RESOURCE),
+    "cinder-multiattach": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_RESOURCE),
     "images-through-image-library-hosts": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_RESOURCE),
     "tls-verification": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_RESOURCE),
     "health-gates-images": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_STACK),

@@ -134,6 +134,62 @@ def test_same_mount_path_applies_to_nfs_only() -> None:
     assert violations(rules.same_mount_path, resource_args(HA, props, "imagelib")) == []
 
 
+# --- cinder-multiattach ------------------------------------------------------------------------
+
+MULTIATTACH_ON = {"multiattach": "<is> True", "volume_backend_name": "ssd"}
+
+
+def cinder(**changes: Any) -> dict[str, Any]:
+    """A good Cinder deployment: the volume type the program creates is multiattach."""
+    good = {"backend": "cinder", "mount_path": None, "volume_type": "imagelib-ssd",
+            "volume_type_extra_specs": dict(MULTIATTACH_ON)}
+    return ha(**{**good, **changes})
+
+
+def multiattach_msg(found: str, kind: str = "ImageLibraryHA", name: str = "imagelib") -> str:
+    return (
+        f"{kind} '{name}' stores images as Cinder volumes, but its volume type {found}, so a second "
+        "image-library host cannot read an image while another has its volume attached. Remove "
+        "'multiattach' from pcd-imagelib-ha:storage.cinder.extraSpecs (the program then sets it) or set it "
+        "to '<is> True'."
+    )
+
+
+def test_cinder_multiattach_happy_path() -> None:
+    assert violations(rules.cinder_multiattach, resource_args(HA, cinder(), "imagelib")) == []
+
+
+@pytest.mark.parametrize(
+    ("specs", "found"),
+    [
+        ({"multiattach": "<is> False"}, "sets 'multiattach' to '<is> False'"),
+        ({"multiattach": "True"}, "sets 'multiattach' to 'True'"),
+        ({"volume_backend_name": "ssd"}, "has no 'multiattach'"),
+    ],
+)
+def test_cinder_multiattach_refuses_a_type_without_it(specs: dict[str, str], found: str) -> None:
+    args = resource_args(HA, cinder(volume_type_extra_specs=specs), "imagelib")
+    assert violations(rules.cinder_multiattach, args) == [multiattach_msg(found)]
+
+
+def test_cinder_multiattach_checks_settings_created_without_the_component() -> None:
+    props = {**settings_props(), "backend": "cinder", "mount_path": None, "volume_type": "imagelib-ssd",
+             "volume_type_extra_specs": {"multiattach": "<is> False"}}
+    assert violations(rules.cinder_multiattach, resource_args(SETTINGS, props, "s")) == [
+        multiattach_msg("sets 'multiattach' to '<is> False'", kind="ImageLibrarySettings", name="s")
+    ]
+
+
+def test_cinder_multiattach_skips_unknowns_types_it_does_not_create_and_file_backends() -> None:
+    for props in (
+        cinder(volume_type_extra_specs=UNKNOWN),
+        cinder(volume_type_extra_specs={"multiattach": UNKNOWN}),
+        cinder(volume_type_extra_specs=None),
+        ha(volume_type_extra_specs={"multiattach": "<is> False"}),  # nfs: no volume type at all
+    ):
+        assert violations(rules.cinder_multiattach, resource_args(HA, props, "imagelib")) == []
+
+
 # --- minimum-hosts -----------------------------------------------------------------------------
 
 

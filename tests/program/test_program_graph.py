@@ -172,7 +172,9 @@ def test_cinder_variant_creates_exactly_one_volume_type_with_the_explicit_provid
     provider = one(run, OPENSTACK_PROVIDER)
     assert volume_type.provider.startswith(provider.urn + "::")
     assert volume_type.inputs["name"] == "imagelibrary"
-    assert volume_type.inputs["extraSpecs"] == {"volume_backend_name": "ceph-ssd"}
+    # Several hosts attach an image's volume at once: the type is multiattach without being asked.
+    specs = {"multiattach": "<is> True", "volume_backend_name": "ceph-ssd"}
+    assert volume_type.inputs["extraSpecs"] == specs
     storage = one(run, STORAGE)
     assert volume_type.parent == storage.urn and provider.parent == storage.urn
     assert provider.inputs["authUrl"] == "https://pcd.example.com/keystone/v3"
@@ -186,6 +188,9 @@ def test_cinder_variant_creates_exactly_one_volume_type_with_the_explicit_provid
     assert "filesystem_store_datadir" not in rendered
     assert one(run, HEALTH).inputs["expected_store"] == {"type": "cinder", "volume_type": "imagelibrary"}
     assert one(run, SETTINGS).inputs["volume_type"] == "imagelibrary"
+    # The settings' check and the policy pack judge the specs the type is created with.
+    assert one(run, SETTINGS).inputs["volume_type_extra_specs"] == specs
+    assert one(run, HA).inputs["volume_type_extra_specs"] == specs
     # The settings (blueprint) wait for the volume type to exist.
     assert volume_type.urn in one(run, SETTINGS).dependencies
 

@@ -34,7 +34,8 @@ BASELINE = [
 CASES: dict[str, tuple[ResourceProvider, tuple[str, ...], dict[str, Any]]] = {
     "ImageLibrarySettings": (settings.ImageLibrarySettingsProvider(), settings.INPUT_KEYS, {
         "region": "Region7", "blueprint": "bp-7", "backend": "nfs", "mount_path": "/srv/glance",
-        "volume_type": None, "shared": True, "hosts": HOSTS, "lab": True, "migration_ack": "/srv/glance",
+        "volume_type": None, "volume_type_extra_specs": {"volume_backend_name": "nfs1"}, "shared": True,
+        "hosts": HOSTS, "lab": True, "migration_ack": "/srv/glance",
     }),
     "ImageLibraryHealth": (health.ImageLibraryHealthProvider(), health.INPUT_KEYS, {
         "region": "Region7", "role_host_ids": ["h-1", "h-2"], "hosts": HOSTS, "backend": "nfs",

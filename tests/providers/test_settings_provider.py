@@ -103,6 +103,39 @@ def test_check_refuses(changes: dict[str, Any], prop: str, fragment: str) -> Non
     assert PASSWORD not in failures[0].reason
 
 
+CINDER = {"backend": "cinder", "mount_path": None, "volume_type": "ha-images"}
+MULTIATTACH_MSG = (
+    "the image library's Cinder volume type would not be multiattach: {problem}. Every image-library host "
+    "attaches an image's volume to read it, and without multiattach a second host cannot read while the "
+    "first holds it (it retries, then answers 500). Remove 'multiattach' from "
+    "pcd-imagelib-ha:storage.cinder.extraSpecs (the program then sets it) or set it to '<is> True'."
+)
+
+
+def test_check_accepts_a_multiattach_cinder_type_and_ignores_specs_of_file_backends() -> None:
+    specs = {"multiattach": "<is> True", "volume_backend_name": "nfs1"}
+    assert checked(**CINDER, volume_type_extra_specs=specs)["volume_type_extra_specs"] == specs
+    # A type the stack does not create (specs unknown to the program): the health check reads it.
+    assert checked(**CINDER)["volume_type_extra_specs"] is None
+    assert checked(volume_type_extra_specs={"multiattach": "False"})["backend"] == "nfs"
+
+
+@pytest.mark.parametrize(
+    ("specs", "problem"),
+    [
+        ({"volume_backend_name": "nfs1"}, "its extra specs have no 'multiattach'"),
+        ({"multiattach": "<is> False"}, "its extra spec 'multiattach' is '<is> False', not '<is> True'"),
+        # Cinder compares the exact string: "True" alone leaves multiattach off.
+        ({"multiattach": "True"}, "its extra spec 'multiattach' is 'True', not '<is> True'"),
+    ],
+)
+def test_check_refuses_a_cinder_type_without_multiattach(specs: dict[str, str], problem: str) -> None:
+    failures = provider().check({}, news(**CINDER, volume_type_extra_specs=specs)).failures
+    assert [(f.property, f.reason) for f in failures] == [
+        ("volume_type_extra_specs", MULTIATTACH_MSG.format(problem=problem))
+    ]
+
+
 def test_check_lets_unknowns_through() -> None:
     unknown_host = {"host": Unknown(), "region": Unknown(), "mount_path": Unknown()}
     result = provider().check({}, news(mount_path=Unknown(), hosts=[unknown_host, unknown_host]))
