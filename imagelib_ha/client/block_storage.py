@@ -153,3 +153,24 @@ class BlockStorage:
         """Delete a volume that has no attachment left (404: already gone)."""
         self._request("DELETE", f"/volumes/{volume_id}", what=f"deleting volume {volume_id}",
                       expect=(202, 204, 404))
+
+
+def volume_type_problem(storage: BlockStorage, name: str) -> str | None:
+    """Why the live volume type ``name`` cannot serve an HA image library, or None when it can.
+
+    Read from Cinder, not from config: a type edited out of band (``multiattach`` removed) is caught
+    here, and so is a Cinder API that does not answer (every upload and read needs it).
+    """
+    try:
+        found = storage.volume_type(name)
+    except BlockStorageError as exc:
+        return f"cannot read the image store's volume type from Cinder: {exc}"
+    if found is None:
+        return (f"Cinder has no volume type {name!r}, which every host's store uses: create it (the stack "
+                "does, through pulumi-openstack) or fix pcd-imagelib-ha:storage.cinder.volumeType")
+    problem = multiattach_problem(found.get("extra_specs"))
+    if problem is None:
+        return None
+    return (f"Cinder volume type {name!r} is not multiattach ({problem}): a host cannot read an image while "
+            f"another has its volume attached. Set it back: openstack volume type set --property "
+            f"{MULTIATTACH_KEY}='{MULTIATTACH_ON}' {name} (or run up, which restores the extra specs)")

@@ -9,7 +9,9 @@ What is checked, and why each check is needed:
   timeout. A drained host (``/healthcheck`` disabled by file) is reported ``drained``: not a failure,
   not counted as serving, never used for uploads.
 * Each host's store, as its own Glance reports it (``GET /v2/info/stores/detail``), matches the
-  expected one: a host that mounted the share elsewhere is caught without host access.
+  expected one: a host that mounted the share elsewhere is caught without host access. For the
+  Cinder store, the volume type itself is read from Cinder: it must exist and be multiattach, and a
+  Cinder API that does not answer within the probe timeout fails the check (nothing can be stored).
 * The storage is really shared: a small canary image written through one host reads back
   byte-identical (sha512) through every other. ``/healthcheck`` and even a successful download prove
   nothing here: a host without the data answers 204 with an empty body. The canary is then deleted.
@@ -31,6 +33,7 @@ from urllib.parse import urlsplit
 from keystoneauth1 import session as ks_session
 
 from imagelib_ha.client.audit import audit_images
+from imagelib_ha.client.block_storage import BlockStorage, volume_type_problem
 from imagelib_ha.client.canary import CANARY_PROPERTY, SharedStorageCanary
 from imagelib_ha.client.catalog import image_cluster_endpoints, normalize_endpoint
 from imagelib_ha.client.glance import GlanceError, GlanceHost, HostUnavailable, Timeouts
@@ -162,6 +165,11 @@ class HealthChecker:
         report.hosts = rows
         if not role_hosts:
             report.problems.append("no host holds the image-library role")
+        if self.expected_store is not None and self.expected_store.type == "cinder":
+            storage = BlockStorage(self.session, region=self.region, timeout=self.probe_timeout)
+            problem = volume_type_problem(storage, str(self.expected_store.volume_type))
+            if problem is not None:
+                report.problems.append(problem)
         return report
 
     def _check_host(self, host: RoleHost, in_catalog: set[str]) -> HostReport:
