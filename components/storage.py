@@ -57,6 +57,9 @@ class SharedImageStorage(pulumi.ComponentResource):
                 # (which the settings' check and the policy pack then refuse).
                 extra_specs=volume_type_extra_specs(settings),
                 description="Image Library store (managed by pcd-imagelib-ha)",
+                # Glance creates the volumes with its own service user: a private type (what the
+                # provider creates when is_public is left unset) is invisible to that project.
+                is_public=True,
                 region=settings.region,
                 opts=pulumi.ResourceOptions(parent=self, provider=self.openstack_provider),
             )

@@ -30,9 +30,17 @@ from imagelib_ha.inprocess.planner import (
     old_props,
 )
 from imagelib_ha.inprocess.recording import Registration, current_registration, unwrap_secrets
-from imagelib_ha.inprocess.steps import DYNAMIC_PREFIX, InProcessError, Step, resource_label
+from imagelib_ha.inprocess.standins import standin_blob
+from imagelib_ha.inprocess.steps import (
+    DYNAMIC_PREFIX,
+    PROVIDER_TYPE_PREFIX,
+    InProcessError,
+    Step,
+    resource_label,
+)
 
 HEALTH_TYPE = "pulumi-python:dynamic/imagelib:ImageLibraryHealth"
+PROVIDER_ID = "in-process"
 VERBS = {"create": "created", "update": "updated", "replace": "replaced", "same": "unchanged"}
 
 
@@ -73,7 +81,12 @@ class ExecutingMocks(pulumi_mocks.Mocks):
         if not args.custom:
             return "", dict(args.inputs)
         label = resource_label(args.typ, args.name)
-        if not args.typ.startswith(DYNAMIC_PREFIX):
+        if args.typ.startswith(PROVIDER_TYPE_PREFIX):
+            # The stand-ins read the stack's cloud config themselves: the provider object only
+            # needs an id so the resources that name it can register.
+            return PROVIDER_ID, dict(args.inputs)
+        standin = standin_blob(args.typ)
+        if not args.typ.startswith(DYNAMIC_PREFIX) and standin is None:
             raise InProcessError(f"{label} needs the Pulumi engine; it cannot be run in-process")
         registration = current_registration()
         if registration is None:
@@ -105,6 +118,9 @@ class ExecutingMocks(pulumi_mocks.Mocks):
             news[key], secret = unwrap_secrets(value)
             if secret:
                 secret_keys.append(key)
+        standin = standin_blob(args.typ)
+        if standin is not None:
+            news[PROVIDER_KEY] = standin
         blob = news[PROVIDER_KEY]
         provider = self.providers.get(blob)
         old = self.manifest.get(registration.urn)

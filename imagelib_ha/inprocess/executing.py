@@ -18,8 +18,9 @@ in the engine's order of steps, with no Pulumi CLI.
    together, dependents first, each through the blob it was created with and with its old outputs.
 
 What differs from ``pulumi up``: no policy pack run; the state is the manifest
-(``.inprocess/<stack>.json``, no secret in it); only dynamic resources can run (a config that needs
-another provider's resource, such as the Cinder volume type, is refused before anything is touched);
+(``.inprocess/<stack>.json``, no secret in it); only dynamic resources can run, plus pulumi-openstack's
+``VolumeTypeV3`` through a stand-in (``volume_type_standin``; any other provider's resource is refused
+before anything is touched);
 ``deleteBeforeReplace`` does not first replace the resource's dependents, as the engine does; a run
 killed in the middle of a create leaves no record of it (the engine records a pending operation).
 """

@@ -29,6 +29,7 @@ from pulumi.runtime._serialization import _deserialize
 
 from imagelib_ha.inprocess.manifest import ManifestEntry
 from imagelib_ha.inprocess.recording import Registration
+from imagelib_ha.inprocess.standins import is_standin_blob, make_standin
 from imagelib_ha.inprocess.steps import Op
 from imagelib_ha.providers.common import contains_unknown
 from imagelib_ha.settings import PROJECT
@@ -40,7 +41,10 @@ MAX_PARALLEL = 4
 
 @dataclass
 class ProviderCache:
-    """Unpickled, configured providers, one per serialized blob (as the provider server keeps them)."""
+    """Unpickled, configured providers, one per serialized blob (as the provider server keeps them).
+
+    A stand-in's "blob" (``standins.standin_blob``) names its type: the stand-in is built, not unpickled.
+    """
 
     raw_config: dict[str, Any]
 
@@ -56,7 +60,7 @@ class ProviderCache:
                 def load() -> ResourceProvider:
                     return dill.loads(base64.b64decode(blob))  # noqa: S301 (our own pickled provider)
 
-                provider = _deserialize(load)
+                provider = make_standin(blob) if is_standin_blob(blob) else _deserialize(load)
                 provider.configure(ConfigureRequest(Config(raw_config=self.raw_config, project_name=PROJECT)))
                 self._providers[blob] = provider
             return provider

@@ -2,7 +2,8 @@
 
 ``up`` runs it first, as ``pulumi up`` previews before it updates: every check failure of every
 resource, every refused replacement or delete of a protected resource, and every resource only the
-engine can create is reported in one error before the first request. ``preview`` prints it.
+engine can create is reported in one error before the first request. ``preview`` prints it. A
+resource with a stand-in (``standins``) is checked and diffed through the stand-in like a dynamic one.
 
 What the dependents see follows the engine's preview (pulumi/pulumi ``pkg/resource/provider_plugin.go``:
 a provider without preview support, as dynamic providers are, hands back the new inputs as the state
@@ -40,11 +41,18 @@ from imagelib_ha.inprocess.recording import (
     run_program,
     unwrap_secrets,
 )
-from imagelib_ha.inprocess.steps import DYNAMIC_PREFIX, InProcessError, Step, resource_label
+from imagelib_ha.inprocess.standins import standin_blob
+from imagelib_ha.inprocess.steps import (
+    DYNAMIC_PREFIX,
+    PROVIDER_TYPE_PREFIX,
+    InProcessError,
+    Step,
+    resource_label,
+)
 
 ENGINE_ONLY_HINT = (
-    ". Install the Pulumi CLI (https://www.pulumi.com/docs/install/) and run `pulumi up`, "
-    "or use an NFS storage backend (storage.backend: nfs) for the in-process run."
+    ". Install the Pulumi CLI (https://www.pulumi.com/docs/install/) and run `pulumi up`: the in-process "
+    "run has stand-ins for openstack VolumeTypeV3 only."
 )
 
 
@@ -126,8 +134,9 @@ class PlanningMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         if not args.custom:
             return "", dict(args.inputs)
-        if not args.typ.startswith(DYNAMIC_PREFIX):
-            if not args.typ.startswith("pulumi:providers:"):
+        standin = standin_blob(args.typ)
+        if not args.typ.startswith(DYNAMIC_PREFIX) and standin is None:
+            if not args.typ.startswith(PROVIDER_TYPE_PREFIX):
                 with self._lock:
                     self.engine_only.append(f"{args.typ} {args.name}")
             return "", dict(args.inputs)
@@ -140,6 +149,8 @@ class PlanningMocks(pulumi_mocks.Mocks):
             news[key], secret = unwrap_secrets(value)
             if secret:
                 secret_keys.add(key)
+        if standin is not None:
+            news[PROVIDER_KEY] = standin
         old = self.manifest.get(registration.urn)
         label = resource_label(args.typ, args.name)
         try:

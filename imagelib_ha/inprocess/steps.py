@@ -14,10 +14,14 @@ from typing import Any, Literal
 import pulumi
 
 from imagelib_ha.inprocess.recording import ProgramRun
+from imagelib_ha.inprocess.standins import NOTE, STANDIN_TYPES
 
 Op = Literal["create", "update", "replace", "delete", "same"]
 OPS: tuple[Op, ...] = ("create", "update", "replace", "delete", "same")
 DYNAMIC_PREFIX = "pulumi-python:dynamic/"
+# Explicit provider resources (``openstack.Provider``): nothing to run; never recorded (their inputs
+# hold credentials, and the manifest holds none).
+PROVIDER_TYPE_PREFIX = "pulumi:providers:"
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,12 @@ def short_type(type_: str) -> str:
 
 
 def resource_label(type_: str, name: str) -> str:
-    """``ImageLibraryRole imagelib-regionone-lab-host-1``: how messages name a resource."""
+    """``ImageLibraryRole imagelib-regionone-lab-host-1``: how messages name a resource.
+
+    A resource played by a stand-in says so wherever it is named (plan, steps, deletes, errors).
+    """
+    if type_ in STANDIN_TYPES:
+        return f"{short_type(type_)} ({NOTE}) {name}"
     return f"{short_type(type_)} {name}"
 
 

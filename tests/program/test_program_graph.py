@@ -175,6 +175,7 @@ def test_cinder_variant_creates_exactly_one_volume_type_with_the_explicit_provid
     # Several hosts attach an image's volume at once: the type is multiattach without being asked.
     specs = {"multiattach": "<is> True", "volume_backend_name": "ceph-ssd"}
     assert volume_type.inputs["extraSpecs"] == specs
+    assert volume_type.inputs["isPublic"] is True
     storage = one(run, STORAGE)
     assert volume_type.parent == storage.urn and provider.parent == storage.urn
     assert provider.inputs["authUrl"] == "https://pcd.example.com/keystone/v3"

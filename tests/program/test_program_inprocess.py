@@ -29,14 +29,31 @@ def entry(urn: str, password: str = EXAMPLE_PASSWORD) -> ManifestEntry:
     )
 
 
-def test_cinder_config_is_refused_before_anything_is_touched(tmp_path: Path) -> None:
+def test_cinder_config_plans_the_volume_type_through_the_stand_in_and_says_so(tmp_path: Path) -> None:
+    out = io.StringIO()
+    steps = executing.preview(example_cinder_config(), stack="example", root=tmp_path, out=out)
+    labels = [(s.op, s.label) for s in steps]
+    assert ("create", "VolumeTypeV3 (in-process stand-in) imagelib-region1-storage-volume-type") in labels
+    # The explicit openstack.Provider is no step: it has nothing to run, and its inputs hold credentials.
+    assert not any("pulumi:providers" in s.type for s in steps)
+    assert "VolumeTypeV3 (in-process stand-in)" in out.getvalue()
+    assert EXAMPLE_PASSWORD not in out.getvalue()
+    assert not executing.manifest_path(tmp_path, "example").exists()
+
+
+def test_cinder_config_without_multiattach_is_refused_before_anything_is_touched(tmp_path: Path) -> None:
+    config = example_cinder_config()
+    config["storage"]["cinder"]["extraSpecs"]["multiattach"] = "<is> False"
     out = io.StringIO()
     with pytest.raises(executing.InProcessError) as caught:
-        executing.up(example_cinder_config(), stack="example", root=tmp_path, out=out)
+        executing.up(config, stack="example", root=tmp_path, out=out)
     message = str(caught.value)
-    assert "openstack:blockstorage/volumeTypeV3:VolumeTypeV3 imagelib-region1-storage-volume-type" in message
-    assert "https://www.pulumi.com/docs/install/" in message
-    assert EXAMPLE_PASSWORD not in message
+    assert (
+        "ImageLibrarySettings imagelib-region1-settings: volume_type_extra_specs: the image library's Cinder "
+        "volume type would not be multiattach: its extra spec 'multiattach' is '<is> False'"
+    ) in message
+    assert "pcd-imagelib-ha:storage.cinder.extraSpecs" in message
+    assert message.endswith("Nothing was created, changed or deleted.")
     assert out.getvalue() == ""  # nothing created, nothing announced
     assert not executing.manifest_path(tmp_path, "example").exists()
 
