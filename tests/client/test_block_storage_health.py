@@ -7,6 +7,9 @@ catalog's ``volumev3`` entry, as the lab and older regions register it.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +18,8 @@ import requests
 import requests_mock
 from keystone_fake import token_body
 
-from imagelib_ha.client.health import ExpectedStore, HealthChecker, RoleHost
+from imagelib_ha.client.glance import Download, HostUnavailable, ProbeResult
+from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthError, RoleHost
 from imagelib_ha.client.session import CloudAccess, make_session
 
 AUTH_URL = "http://keystone.test/v3"
@@ -127,3 +131,111 @@ def test_a_region_without_block_storage_in_the_catalog_fails_the_check(m: reques
     report = probe()
     assert not report.ok
     assert "the catalog has no block-storage (volumev3) endpoint" in report.problems[0]
+
+
+class CinderStoreHosts:
+    """Glance hosts on one Cinder store, as the canary meets them (no HTTP: requests-mock would serialize
+    the reads). A read that overlaps another waits for the volume's attachment longer than the probe
+    timeout allows, as measured on Cinder; a frozen host never answers its read."""
+
+    def __init__(self, frozen: str | None = None) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.data: dict[str, bytes] = {}
+        self.active = 0
+        self.overlapped = 0
+        self.frozen = frozen
+        self.lock = threading.Lock()
+
+    def host(self, endpoint: str) -> Any:
+        return _Host(self, endpoint)
+
+
+class _Host:
+    def __init__(self, store: CinderStoreHosts, endpoint: str) -> None:
+        self.store, self.endpoint = store, endpoint
+
+    def probe(self, *, timeout: float | None = None) -> ProbeResult:
+        return ProbeResult(self.endpoint, "serving", "serving", 0.01)
+
+    def stores_detail(self) -> list[dict[str, Any]]:
+        return [{"id": "cinder", "default": "true", "type": "cinder", "properties": {"volume_type": TYPE}}]
+
+    def find_by_property(self, key: str, value: str) -> list[dict[str, Any]]:
+        return []
+
+    def create_image(self, *, image_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.store.records[image_id] = {**body, "id": image_id, "status": "queued"}
+        return self.store.records[image_id]
+
+    def upload(self, image_id: str, body: Any) -> None:
+        data = b"".join(body)
+        self.store.data[image_id] = data
+        self.store.records[image_id].update(status="active", os_hash_value=hashlib.sha512(data).hexdigest())
+
+    def get_image(self, image_id: str) -> dict[str, Any] | None:
+        return self.store.records.get(image_id)
+
+    def delete_image(self, image_id: str) -> None:
+        self.store.records.pop(image_id, None)
+
+    def download_sha512(self, image_id: str) -> Download:
+        store = self.store
+        if self.endpoint == store.frozen:
+            raise HostUnavailable(self.endpoint, "read-timeout", "no answer within the read timeout")
+        with store.lock:
+            store.active += 1
+            overlapping = store.active > 1
+            store.overlapped += overlapping
+        try:
+            time.sleep(0.1)
+            if overlapping:
+                raise HostUnavailable(self.endpoint, "read-timeout", "waiting for the volume's attachment")
+            data = store.data[image_id]
+            return Download(status=200, size=len(data), sha512=hashlib.sha512(data).hexdigest())
+        finally:
+            with store.lock:
+                store.active -= 1
+
+
+class Checker(HealthChecker):
+    def __init__(self, hosts: CinderStoreHosts, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hosts = hosts
+
+    def host(self, endpoint: str) -> Any:
+        return self.hosts.host(endpoint)
+
+
+def validate(hosts: CinderStoreHosts) -> Any:
+    session = make_session(CloudAccess(auth_url=AUTH_URL, region="RegionOne", username="admin",
+                                       password="pw", project_name="admin"))
+    store = ExpectedStore("cinder", volume_type=TYPE)
+    checker = Checker(hosts, session=session, region="RegionOne", expected_store=store, probe_timeout=2.0)
+    roles = [RoleHost(f"id-{i}", f"host-{i}", ep) for i, ep in enumerate(HOSTS, 1)]
+    try:
+        return checker.validate(roles, deadline=0)
+    except HealthError as exc:
+        return exc.report
+
+
+def test_the_cinder_canary_reads_one_host_at_a_time_so_a_healthy_library_passes(
+    m: requests_mock.Mocker,
+) -> None:
+    m.get(f"{CINDER}/types", json=types({"multiattach": "<is> True"}))
+    hosts = CinderStoreHosts()
+    report = validate(hosts)
+    assert report.ok, report.failure_message()
+    assert hosts.overlapped == 0
+    assert report.canary == "written through host-1, read back identically through 2 other host(s)"
+
+
+def test_the_cinder_canary_still_catches_a_host_that_freezes_before_its_read(
+    m: requests_mock.Mocker,
+) -> None:
+    m.get(f"{CINDER}/types", json=types({"multiattach": "<is> True"}))
+    report = validate(CinderStoreHosts(frozen=HOSTS[2]))
+    assert not report.ok
+    rows = {h.hostname: (h.status, h.reason) for h in report.hosts}
+    assert rows["host-1"][0] == rows["host-2"][0] == "serving"
+    assert rows["host-3"] == ("error", "cannot read the canary image: "
+                                       f"{HOSTS[2]}: no answer within the read timeout")
