@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 LAB_VENV := .venv-lab
+# The stack to deploy: Pulumi.$(STACK).yaml (`make up STACK=lab-cinder` for the Block Storage variant).
+STACK ?= lab
 
 .PHONY: setup venv lab-venv up preview refresh down test lint bench lab-up lab-down lab-status
 
@@ -25,19 +27,19 @@ $(LAB_VENV)/.installed: lab/requirements.txt
 
 ## Deploy the program to the embedded lab (starts the lab if needed).
 up: setup
-	$(PY) -m imagelib_ha.deploy up
+	$(PY) -m imagelib_ha.deploy up --stack $(STACK)
 
 ## What `make up` would change on the running lab, touching nothing (check + diff of every resource).
 preview: venv
-	$(PY) -m imagelib_ha.deploy preview
+	$(PY) -m imagelib_ha.deploy preview --stack $(STACK)
 
 ## Read every deployed resource, show the drift (gone, changed outputs) and record what is live.
 refresh: venv
-	$(PY) -m imagelib_ha.deploy refresh
+	$(PY) -m imagelib_ha.deploy refresh --stack $(STACK)
 
 ## Destroy what `make up` created and stop the lab.
 down: venv
-	$(PY) -m imagelib_ha.deploy down
+	$(PY) -m imagelib_ha.deploy down --stack $(STACK)
 
 ## Every test: unit, program under mocks, policies, lab integration, provider contract, drills.
 test: setup

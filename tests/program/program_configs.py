@@ -30,6 +30,11 @@ def lab_config() -> dict[str, Any]:
     return _stack_file("Pulumi.lab.yaml")
 
 
+def lab_cinder_config() -> dict[str, Any]:
+    """Pulumi.lab-cinder.yaml as written (its secrets and ports come from LAB_ENV)."""
+    return _stack_file("Pulumi.lab-cinder.yaml")
+
+
 def example_nfs_config() -> dict[str, Any]:
     """Pulumi.example.yaml as written (the NFS variant), plus the password set as a secret."""
     config = _stack_file("Pulumi.example.yaml")

@@ -15,6 +15,7 @@ from program_configs import (
     LAB_PASSWORD,
     example_cinder_config,
     example_nfs_config,
+    lab_cinder_config,
     lab_config,
     with_change,
 )
@@ -69,6 +70,7 @@ def lab_run(lab_env: dict[str, str]) -> ProgramRun:
     ("make_config", "stack", "expected_hosts"),
     [
         (lab_config, "lab", 3),
+        (lab_cinder_config, "lab-cinder", 3),
         (example_nfs_config, "example", 3),
         (example_cinder_config, "example", 3),
     ],
@@ -108,6 +110,26 @@ def test_one_roles_resource_for_the_host_set_health_after_the_roles_images_after
         assert image.parent == ha.urn
         assert health.urn in image.dependencies
         assert image.name.startswith(f"{ha.name}-image-")
+
+
+def test_lab_cinder_stack_creates_a_multiattach_type_and_checks_every_host_reports_it(
+    lab_env: dict[str, str],
+) -> None:
+    run = run_program(lab_cinder_config(), stack="lab-cinder")
+    volume_type = one(run, VOLUME_TYPE).inputs
+    assert (volume_type["name"], volume_type["isPublic"], volume_type["region"]) == (
+        "image_library", True, "RegionOne")
+    assert volume_type["extraSpecs"] == {"multiattach": "<is> True", "volume_backend_name": "nfs1"}
+    provider = one(run, OPENSTACK_PROVIDER).inputs
+    assert provider["authUrl"] == lab_env["OS_AUTH_URL"]
+    assert "password" in one(run, OPENSTACK_PROVIDER).secret_inputs
+    settings = one(run, SETTINGS).inputs
+    assert (settings["backend"], settings["volume_type"]) == ("cinder", "image_library")
+    health = one(run, HEALTH).inputs
+    assert health["expected_store"] == {"type": "cinder", "volume_type": "image_library"}
+    assert (health["probe_timeout"], health["canary"]) == (10, True)
+    assert sorted(i.inputs["name"] for i in run.by_type(IMAGE)) == ["lab-cinder-tiny-a", "lab-cinder-tiny-b"]
+    assert "cinder_volume_type = image_library" in run.outputs["glance_store_config"]
 
 
 def test_children_are_named_after_and_parented_to_their_component(lab_run: ProgramRun) -> None:

@@ -133,7 +133,7 @@ def test_notice_without_cli_says_how_to_install_and_what_differs() -> None:
 def test_deploy_reports_errors_without_a_traceback(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing_up() -> None:
+    def failing_up(stack: str) -> None:
         raise deploy.DeployError("the lab in /x is not running: run `make up` first")
 
     monkeypatch.setattr(deploy, "up", failing_up)
@@ -197,7 +197,7 @@ def test_up_with_the_cli_logs_in_to_a_file_backend_inits_the_lab_stack_and_runs_
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
     monkeypatch.setattr(deploy, "REPO", repo)
     lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
-    monkeypatch.setattr(deploy, "lab_environment", lambda start: lab_env)
+    monkeypatch.setattr(deploy, "lab_environment", lambda start, cinder=False: lab_env)
     for key in lab_env:
         # deploy.up exports the lab's variables into os.environ: let monkeypatch undo that afterwards.
         monkeypatch.setenv(key, "placeholder")
@@ -232,7 +232,8 @@ def test_preview_and_refresh_with_the_cli_run_pulumi_preview_diff_and_refresh(
     monkeypatch.setattr(deploy, "REPO", repo)
     lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
     started: list[bool] = []
-    monkeypatch.setattr(deploy, "lab_environment", lambda start: started.append(start) or lab_env)
+    monkeypatch.setattr(deploy, "lab_environment",
+                        lambda start, cinder=False: started.append(start) or lab_env)
     for key in lab_env:
         monkeypatch.setenv(key, "placeholder")
 
@@ -258,7 +259,7 @@ def test_preview_without_the_cli_previews_in_process_and_touches_nothing(
     monkeypatch.setattr(deploy, "REPO", repo)
     monkeypatch.chdir(repo)  # the images' relative sources resolve against the project directory
     lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
-    monkeypatch.setattr(deploy, "lab_environment", lambda start: lab_env)
+    monkeypatch.setattr(deploy, "lab_environment", lambda start, cinder=False: lab_env)
     for key in lab_env:
         monkeypatch.setenv(key, "placeholder")
 
