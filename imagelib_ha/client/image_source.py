@@ -8,6 +8,8 @@
   up).
 * Downloads verify TLS against the system CA store plus the cloud's ``caBundle`` when given. The
   region's ``insecure`` (for its own APIs) never turns off verification of an image download.
+* Every upload is sized (``Content-Length``): a URL that does not give its length is spooled to a
+  temporary file first (:func:`spooled`).
 * A URL must not carry a credential (user info or a query): the source is a resource input, and inputs
   are stored in state. Messages show a URL without either (:func:`redact_url`).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,7 +181,35 @@ class ImageSource:
         chunks = self._pinned(_response_chunks(resp, chunk_size, self.label))
         if length and length.isdigit() and "Content-Encoding" not in resp.headers:
             return SizedHashingUpload(chunks, int(length))
-        return HashingUpload(chunks)
+        return spooled(chunks, chunk_size)
+
+
+def spooled(chunks: Iterable[bytes], chunk_size: int) -> SizedHashingUpload:
+    """``chunks`` written to a temporary file first, so the upload knows its size.
+
+    For a URL that does not say its length (chunked, or compressed in transit). Every upload then sends
+    ``Content-Length``: Glance's Cinder store sizes the image's volume from it, and without it takes its
+    resize-while-writing path, reported to leave zero-filled images with valid-looking checksums on
+    NFS-backed volumes. A pinned digest is verified while spooling, before any host is asked. The file
+    is removed when the upload is done with it (or dropped).
+    """
+    spool = tempfile.TemporaryFile()  # closed by read_back(), or below on a failure
+    size = 0
+    try:
+        for chunk in chunks:
+            spool.write(chunk)
+            size += len(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+
+    def read_back() -> Iterator[bytes]:
+        with spool:
+            while chunk := spool.read(chunk_size):
+                yield chunk
+
+    return SizedHashingUpload(read_back(), size)
 
 
 def _file_chunks(path: Path, chunk_size: int) -> Iterator[bytes]:
