@@ -139,6 +139,13 @@ class BlockStorage:
             return None
         return dict(body["volume"])
 
+    def attachments(self, volume_id: str) -> list[dict[str, Any]]:
+        """Every attachment record of a volume, reserved and attaching ones included (the volume's own
+        ``attachments`` list shows only completed ones)."""
+        body = self._request("GET", "/attachments", what=f"listing the attachments of volume {volume_id}",
+                             params={"all_tenants": "1", "volume_id": volume_id})
+        return [dict(a) for a in (body or {}).get("attachments", [])]
+
     def delete_attachment(self, attachment_id: str) -> None:
         """Remove one attachment (the new attachments API: no host action, only Cinder's record)."""
         self._request("DELETE", f"/attachments/{attachment_id}", what=f"deleting attachment {attachment_id}",

@@ -18,7 +18,8 @@ run never makes two images for one key:
   pinned ones) ends the run; the records it created are deleted before the error is raised.
 
 Partial data files left by a host that died mid-upload cannot be removed through the API (Glance
-recorded no location); they are reported with their store path.
+recorded no location); they are reported with their store path. With the Cinder store the partial
+image is a volume, which :mod:`imagelib_ha.client.cinder_cleanup` removes through Cinder (or reports).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from keystoneauth1 import session as ks_session
 
+from imagelib_ha.client.cinder_cleanup import AttemptVolumes
 from imagelib_ha.client.failover_report import Attempt, FailoverError, FailoverResult, Orphan
 from imagelib_ha.client.glance import (
     CHUNK_SIZE,
@@ -90,8 +92,12 @@ class _Run:
         timeouts: Timeouts,
         chunk_size: int,
         progress: Progress | None,
+        volumes: AttemptVolumes | None = None,
     ) -> None:
         self.session = session
+        self.volumes = volumes
+        # The host each attempt id was uploaded through: its volume's attachments are that host's.
+        self.writers: dict[str, str] = {}
         self.spec = spec
         self.source = source
         self.book = book
@@ -152,11 +158,26 @@ class _Run:
         """Delete a record of this key that is not the finished image; report a possible partial file."""
         image_id = str(record["id"])
         status = record.get("status")
-        if status == "saving":
+        in_cinder = status == "saving" and self.volumes is not None and self.volumes.handles(host)
+        if status == "saving" and not in_cinder:
             # A host died (or froze) while writing: its partial file stays in the store.
             self.orphan(host, image_id)
         host.delete_image(image_id)
         self.note(host.endpoint, image_id, "deleted-leftover", f"{why} (status {status})")
+        if in_cinder:
+            self.remove_volumes(host, image_id)
+
+    def remove_volumes(self, host: GlanceHost, image_id: str) -> None:
+        """The abandoned attempt's Cinder volumes: removed, or reported as orphans with the reason."""
+        assert self.volumes is not None
+        writer = next((h for h in self.hosts if h.endpoint == self.writers.get(image_id)), None)
+        known_down = writer is not None and writer.endpoint in self.unreachable
+        outcome = self.volumes.remove(image_id, writer=writer, known_down=known_down)
+        for volume_id in outcome.removed:
+            self.note(host.endpoint, image_id, "volume-removed", f"Cinder volume {volume_id} of the attempt")
+        for volume_id, why in outcome.left:
+            self.orphans.append(Orphan(image_id, f"cinder volume {volume_id}"))
+            self.note(host.endpoint, image_id, "volume-left", f"Cinder volume {volume_id}: {why}")
 
     # -- phases --------------------------------------------------------------------------------------
 
@@ -271,6 +292,7 @@ class _Run:
         image_id = str(record["id"])
         body = self.source.open(self.chunk_size)
         self.progress(f"{host.endpoint}: uploading {image_id}")
+        self.writers[image_id] = host.endpoint
         size = len(body) if isinstance(body, SizedHashingUpload) else None
         try:
             host.upload(image_id, body)
@@ -342,6 +364,10 @@ class _Run:
             lines.append(f"  - {host.endpoint}: {self.failures.get(host.endpoint, 'not tried')}")
         for orphan in self.orphans:
             where = orphan.path or "(store path unknown)"
+            if where.startswith("cinder volume"):
+                lines.append(f"  {where} of attempt {orphan.image_id} was left (the attempts say why): "
+                             "delete it with `openstack volume delete`")
+                continue
             lines.append(f"  partial data file a dead host may have left: {where} (image {orphan.image_id}); "
                          "remove it on a host that mounts the store")
         for image_id in leftovers:
@@ -381,11 +407,13 @@ def create_image(
     timeouts: Timeouts | None = None,
     chunk_size: int = CHUNK_SIZE,
     progress: Progress | None = None,
+    volumes: AttemptVolumes | None = None,
 ) -> FailoverResult:
     """Create (or adopt) the one image carrying ``spec.key``, trying ``endpoints`` by last known health.
 
     ``spec.owner`` is the token the image will carry (an adopted image is patched to it; a fresh one
-    when None, read it back from ``result.record``). Raises
+    when None, read it back from ``result.record``). ``volumes``: where a host stores images in Cinder,
+    the volumes of abandoned attempts are removed through it (or reported). Raises
     :class:`FailoverError` when every host fails or the API refuses a request; no record this run made
     is then left behind (unless no host could delete it, which the message says).
     """
@@ -408,6 +436,7 @@ def create_image(
         timeouts=timeouts or Timeouts(),
         chunk_size=chunk_size,
         progress=progress,
+        volumes=volumes,
     )
     adopted = run.survey()
     if adopted is not None:

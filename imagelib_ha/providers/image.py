@@ -37,7 +37,9 @@ from keystoneauth1 import session as ks_session
 from pulumi import Output
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
+from imagelib_ha.client.block_storage import BlockStorage
 from imagelib_ha.client.catalog import image_cluster_endpoints
+from imagelib_ha.client.cinder_cleanup import AttemptVolumes
 from imagelib_ha.client.failover import create_image
 from imagelib_ha.client.glance import GlanceError, GlanceHost, HostUnavailable, Timeouts
 from imagelib_ha.client.host_health import HOST_HEALTH
@@ -221,11 +223,15 @@ class FailoverImageProvider(CloudConfiguredProvider):
                              ca_bundle=self.access.ca_bundle, timeouts=timeouts)
         with self.cloud_errors_explained():
             endpoints = _candidate_endpoints(session, inputs, upload=True)
+            # Used only where a host stores images in Cinder: the volumes of abandoned attempts.
+            volumes = AttemptVolumes(BlockStorage(session, region=str(inputs["region"]),
+                                                  timeout=timeouts.read))
             result = create_image(session, _spec(inputs, owner), source, endpoints, timeouts=timeouts,
-                                  progress=_progress)
+                                  progress=_progress, volumes=volumes)
         if result.orphans:
-            _progress("partial data files dead hosts may have left (remove them on a host that mounts the "
-                      "store): " + ", ".join(o.path or o.image_id for o in result.orphans))
+            _progress("partial data dead hosts may have left (files: remove them on a host that mounts the "
+                      "store; Cinder volumes: openstack volume delete): "
+                      + ", ".join(o.path or o.image_id for o in result.orphans))
         outs = _outputs(inputs, result.record, owner=owner, host=result.host,
                         attempts=result.attempts_as_dicts(), orphans=result.orphans_as_dicts())
         return CreateResult(id_=result.image_id, outs=outs)
