@@ -113,6 +113,8 @@ class _Run:
         self.failures: dict[str, str] = {}
         # Hosts not asked again in this run: they refused, or made us wait a whole timeout already.
         self.unreachable: set[str] = set()
+        # Hosts that did not answer during the cleanup either: not asked again.
+        self.silent: set[str] = set()
         # Ids whose record may exist because of this run (a timed-out POST may still have created
         # one): deleted again if every host fails.
         self.touched: set[str] = set()
@@ -377,9 +379,13 @@ class _Run:
     def cleanup(self) -> list[str]:
         """Delete every record this run may have created; return the ids that could not be deleted."""
         remaining = []
+        # A host whose upload only timed out may still answer a delete: a stalled store (a frozen
+        # Cinder API) holds the upload, not the host's other requests. Asked last, and once.
+        stalled = [h for h in self.hosts if h.endpoint in self.unreachable
+                   and self.failures.get(h.endpoint, "").startswith("read-timeout")]
         for image_id in sorted(self.touched):
             deleted = False
-            for host in self.usable_hosts():
+            for host in self.usable_hosts() + [h for h in stalled if h.endpoint not in self.silent]:
                 try:
                     record = host.get_image(image_id)
                     if record is not None:
@@ -390,6 +396,7 @@ class _Run:
                     self.failures.setdefault(host.endpoint, f"{exc.kind}: {exc.reason}")
                     if exc.kind in UNREACHABLE_KINDS:
                         self.unreachable.add(host.endpoint)
+                        self.silent.add(host.endpoint)
                 except GlanceError:
                     continue
             if not deleted:

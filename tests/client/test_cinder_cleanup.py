@@ -30,7 +30,7 @@ from test_failover import (
 
 from imagelib_ha.client.block_storage import BlockStorage
 from imagelib_ha.client.cinder_cleanup import AttemptVolumes
-from imagelib_ha.client.failover import create_image
+from imagelib_ha.client.failover import FailoverError, create_image
 from imagelib_ha.client.glance import GlanceHost, Timeouts
 from imagelib_ha.client.host_health import HostHealthBook
 from imagelib_ha.client.image_source import ImageSource
@@ -230,3 +230,45 @@ def test_a_file_store_host_is_never_asked_about_volumes(mock: requests_mock.Mock
     assert result.image_id == ID1
     assert not [r for r in mock.request_history if r.url.startswith(CINDER)]
     assert [(o.image_id, o.path) for o in result.orphans] == [(ID0, f"/data/{ID0}")]
+
+
+def test_uploads_stalled_by_a_frozen_cinder_leave_no_record_behind(
+    mock: requests_mock.Mocker, image_file: Path
+) -> None:
+    """Every host's upload hangs on Cinder (read timeout); the hosts still answer everything else, so
+    the run deletes every record it made through them before it reports the failure."""
+    records: dict[str, dict[str, Any]] = {}
+
+    def create(request: Any, context: Any) -> dict[str, Any]:
+        made = record(request.json()["id"], "queued")
+        records[made["id"]] = made
+        return made
+
+    def get(request: Any, context: Any) -> dict[str, Any] | None:
+        found = records.get(request.path.rsplit("/", 1)[1])
+        context.status_code = 200 if found else 404
+        return found
+
+    def stall(request: Any, context: Any) -> str:
+        records[request.path.split("/")[-2]]["status"] = "saving"  # Glance took the upload, Cinder hangs
+        raise requests.exceptions.ReadTimeout("read timed out")
+
+    def delete(request: Any, context: Any) -> str:
+        context.status_code = 204 if records.pop(request.path.rsplit("/", 1)[1], None) else 404
+        return ""
+
+    for host in (A, B):
+        one = re.escape(host) + r"/v2/images/([0-9a-f-]+)"
+        mock.get(list_uri(host), json={"images": []})
+        mock.post(f"{host}/v2/images", status_code=201, json=create)
+        mock.get(re.compile(one + "$"), json=get)
+        mock.put(re.compile(one + "/file$"), text=stall)
+        mock.delete(re.compile(one + "$"), text=delete)
+        mock.get(f"{host}/v2/info/stores/detail", json=CINDER_STORE)
+
+    with pytest.raises(FailoverError) as caught:
+        create_image(session(), spec(), ImageSource(str(image_file)), [A, B], book=HostHealthBook(),
+                     timeouts=Timeouts(1, 1))
+
+    assert records == {}
+    assert "could not be deleted" not in str(caught.value)
