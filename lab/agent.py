@@ -80,6 +80,8 @@ class AgentApp:
                 sup.assign(name, instant=True)
             elif action == "revoke":
                 sup.remove(name, instant=True)
+            elif action == "reconverge":
+                sup.assign(name, instant=bool(body.get("instant", True)), reconverge=True)
             elif action == "fault":
                 sup.set_fault(name, conflict_seconds=float(body.get("conflict_seconds") or 0),
                               flap_failed_seconds=float(body.get("flap_failed_seconds") or 0),
@@ -108,6 +110,9 @@ class AgentApp:
             if mode not in ("shared", "local"):
                 raise ValueError(f"storage mode must be 'shared' or 'local', not {mode!r}")
             sup.set_storage(mode)
+            return sup.status()
+        if path == "reload-cinder":
+            sup.reload_cinder()
             return sup.status()
         if path == "revoke-tokens":
             sup.revoke_tokens()

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -15,13 +16,22 @@ from typing import Any
 
 import requests
 
-from lab import glance, procs
+from lab import cinder as lab_cinder
+from lab import glance, nfs_emulation, procs, rabbitmq
 from lab.agent import AGENT_PID_FILE, component_pids
 from lab.identity import IdentityAdmin, bootstrap_operator
 from lab.keystone import Keystone, wait_ok
 from lab.paths import REPO_ROOT, default_state_dir, lab_venv_bin
 from lab.postgres import Postgres, ensure_server_installed
-from lab.settings import REGION_ONE, REGION_TWO, LabConfig, load_config, load_or_create, release_ports
+from lab.settings import (
+    REGION_ONE,
+    REGION_TWO,
+    LabConfig,
+    enable_cinder,
+    load_config,
+    load_or_create,
+    release_ports,
+)
 
 
 class LabError(RuntimeError):
@@ -48,26 +58,41 @@ class Lab:
         return f"logs are in {self.state_dir / 'logs'}"
 
     # ---- lifecycle ------------------------------------------------------------------------------
-    def setup(self) -> None:
-        """Check/install what the lab needs on this machine (PostgreSQL server, the lab venv)."""
+    def setup(self, *, cinder: bool = False) -> None:
+        """Check/install what the lab needs on this machine (PostgreSQL server, the lab venv); with
+        ``cinder``, also Debian's rabbitmq-server and qemu-utils and the venv's Cinder."""
         lab_venv_bin()
         ensure_server_installed()
+        if cinder:
+            lab_cinder.ensure_installed()
 
     def up(
         self, hosts: int | None = None, *, region_two_hosts: int | None = None,
         token_cache_seconds: int | None = None, converge_seconds: float | None = None,
         removal_404_seconds: float | None = None, v2_roles_spelling: str | None = None,
+        cinder: bool = False,
     ) -> dict[str, Any]:
-        """Start (or finish starting) the lab; returns its status."""
-        self.setup()
+        """Start (or finish starting) the lab; returns its status.
+
+        ``cinder``: also run Cinder (api, scheduler, volume over RabbitMQ; see lab/cinder.py). Once a
+        state dir has Cinder, every later `up` starts it too. Asked of a running lab without Cinder,
+        Cinder is added to it while it runs; hosts then pick a Cinder store up at their next
+        convergence (when the blueprint names a volume type).
+        """
+        saved = load_config(self.state_dir)
+        self.setup(cinder=cinder or (saved is not None and saved.cinder is not None))
         if self.agent_alive():
             # Already running: apply what can change live, keep the rest.
             self.set_resmgr_options(
                 converge_seconds=converge_seconds, removal_404_seconds=removal_404_seconds,
                 v2_roles_spelling=v2_roles_spelling, token_cache_seconds=token_cache_seconds,
             )
+            if cinder or self.config.cinder is not None:
+                self._add_cinder()
             return self.status()
         cfg = load_or_create(self.state_dir, hosts=hosts, region_two_hosts=region_two_hosts)
+        if cinder:
+            enable_cinder(cfg)
         changes: dict[str, Any] = {
             "token_cache_seconds": token_cache_seconds, "converge_seconds": converge_seconds,
             "removal_404_seconds": removal_404_seconds, "v2_roles_spelling": v2_roles_spelling,
@@ -80,7 +105,7 @@ class Lab:
         self._timings = {}
         t0 = time.monotonic()
         try:
-            self._start_backends(cfg)
+            startup = self._start_backends(cfg)
             agent = self._spawn_agent(cfg)
             # The agent needs only the operator user; the rest of the catalog is made meanwhile.
             catalog_marker = cfg.root / "keystone" / "catalog-done"
@@ -90,6 +115,9 @@ class Lab:
                 self._mark("catalog (agent starting meanwhile)")
             self._wait_agent(cfg, agent)
             self._mark("agent + public Glance")
+            if startup is not None:
+                startup.wait_ready()
+                self._mark("cinder services ready")
         except Exception as exc:
             raise LabError(f"lab up failed: {exc}; {self._logs_hint()}") from exc
         self._timings["total"] = round(time.monotonic() - t0, 2)
@@ -102,13 +130,19 @@ class Lab:
         self._timings[phase] = round(now - self._last_mark, 2)
         self._last_mark = now
 
-    def _start_backends(self, cfg: LabConfig) -> None:
+    def _start_backends(self, cfg: LabConfig) -> lab_cinder.CinderStartup | None:
+        """PostgreSQL, Keystone, the databases; Cinder's broker and services when the lab has Cinder
+        (returned, to wait for once the agent runs)."""
         cfg.logs_dir.mkdir(parents=True, exist_ok=True)
         self._last_mark = time.monotonic()
         pg = Postgres(cfg)
         pg.start()
-        pg.create_databases()
+        pg.create_databases(cinder=cfg.cinder is not None)
         self._mark("postgres")
+        startup = lab_cinder.CinderStartup(cfg) if cfg.cinder is not None else None
+        if startup is not None:
+            startup.begin()  # RabbitMQ boots and Cinder's schema syncs while Keystone starts
+            self._mark("cinder export + rabbitmq/db sync started")
         ks = Keystone(cfg)
         ks.write_config()
         glance_marker = cfg.root / "glance-manage" / "synced"
@@ -132,6 +166,25 @@ class Lab:
             bootstrap_operator(cfg)
             operator_marker.touch()
             self._mark("lab operator user")
+        if startup is not None:
+            startup.after_keystone()
+            self._mark("cinder catalog + db sync + rabbitmq")
+        return startup
+
+    def _add_cinder(self) -> None:
+        """Bring Cinder up beside a running lab (idempotent: starts only what is not running)."""
+        cfg = self.config
+        enable_cinder(cfg)
+        # The agent saves lab.json too: it must hold the Cinder settings before it next writes.
+        self._control("POST", "reload-cinder")
+        try:
+            Postgres(cfg).create_databases(cinder=True)
+            startup = lab_cinder.CinderStartup(cfg)
+            startup.begin()
+            startup.after_keystone()
+            startup.wait_ready()
+        except Exception as exc:
+            raise LabError(f"adding Cinder to the running lab failed: {exc}; {self._logs_hint()}") from exc
 
     def _spawn_agent(self, cfg: LabConfig) -> subprocess.Popen[bytes]:
         self._stop_orphan_glances(cfg)  # they would hold the hosts' ports
@@ -178,6 +231,7 @@ class Lab:
                 time.sleep(0.1)
             procs.stop_group(pid)
         self._stop_orphan_glances(cfg)
+        lab_cinder.stop_all(cfg)
         Keystone(cfg).stop()
         Postgres(cfg).stop()
 
@@ -225,7 +279,11 @@ class Lab:
             for h in cfg.hosts
         ]
         leaders = [p for p in pids.values() if p] + [h["pid"] for h in hosts if h.get("pid")]
-        rss = procs.total_rss_kib(leaders)
+        cinder = self._cinder_status(cfg)
+        cinder_leaders = [p for p in (cinder.get("pids") or {}).values() if p]
+        rss = procs.total_rss_kib(leaders + cinder_leaders)
+        if cinder_leaders:
+            cinder["rss_mib"] = round(procs.total_rss_kib(cinder_leaders) / 1024, 1)
         return {
             "state_dir": str(cfg.root),
             "running": running,
@@ -251,7 +309,25 @@ class Lab:
             "logs_dir": str(cfg.logs_dir),
             "rss_mib": round(rss / 1024, 1),
             "hosts": hosts,
+            "cinder": cinder,
         }
+
+    def _cinder_status(self, cfg: LabConfig) -> dict[str, Any]:
+        """Cinder's processes, and its volumes and attachments when cinder-api answers."""
+        if cfg.cinder is None:
+            return {"enabled": False}
+        cinder = lab_cinder.Cinder(cfg)
+        pids = {**cinder.pids(), **rabbitmq.RabbitMQ(cfg).pids()}
+        out: dict[str, Any] = {
+            "enabled": True, "api_url": cinder.api_url, "pids": pids,
+            "running": all(procs.alive(p) for p in pids.values()),
+            "export": str(nfs_emulation.export_dir(cfg)),
+            "export_mounted": nfs_emulation.ExportNamespace(cfg).mounted(),
+            "volumes": [], "attachments": [], "error": "",
+        }
+        if pids["cinder-api"] is not None:
+            out.update(lab_cinder.inventory(cfg))
+        return out
 
     def env(self) -> dict[str, str]:
         """What python-openstackclient (and the lab stack) need: ``OS_*`` with the password, and the
@@ -321,6 +397,35 @@ class Lab:
 
     def undrain(self, name: str) -> None:
         self._host_action(name, "undrain")
+
+    def reconverge(self, name: str) -> None:
+        """Converge a host's applied role again now: its Glance config is rendered afresh from the
+        region blueprint (a hand edit is overwritten) and its Glance restarts."""
+        self._host_action(name, "reconverge")
+
+    def cinder_freeze(self) -> None:
+        """SIGSTOP cinder-api (connections are accepted, nothing answers)."""
+        self._signal_cinder_api(signal.SIGSTOP)
+
+    def cinder_thaw(self) -> None:
+        """SIGCONT a frozen cinder-api."""
+        self._signal_cinder_api(signal.SIGCONT)
+
+    def _signal_cinder_api(self, sig: signal.Signals) -> None:
+        try:
+            self._cinder().signal_api(sig)
+        except lab_cinder.CinderError as exc:
+            raise LabError(f"{exc}: start it with `python -m lab up`") from exc
+
+    def cinder_inventory(self) -> dict[str, Any]:
+        """Every Cinder volume and attachment, as the Cinder API lists them."""
+        return lab_cinder.inventory(self.config)
+
+    def _cinder(self) -> lab_cinder.Cinder:
+        cfg = self.config
+        if cfg.cinder is None:
+            raise LabError(f"the lab in {self.state_dir} runs without Cinder: `python -m lab up --cinder`")
+        return lab_cinder.Cinder(cfg)
 
     def grant_role(self, name: str) -> None:
         """Give a host the role at once (no convergence delay, no HTTP resmgr): for fixtures."""

@@ -21,6 +21,7 @@ HOST_ACTIONS = {
     "undrain": "remove the host's healthcheck disable file",
     "grant-role": "give the host the image-library role at once (no convergence delay; for fixtures)",
     "revoke-role": "take the role away at once",
+    "reconverge": "converge the host's role again: Glance config re-rendered from the blueprint, restart",
 }
 
 
@@ -28,8 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lab", description="The embedded PCD-like lab on 127.0.0.1.")
     p.add_argument("--state-dir", help="lab state dir (default $PCD_LAB_STATE_DIR or .lab/ in the checkout)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("setup", help="install what the lab needs (PostgreSQL server) and check the lab venv")
+    setup = sub.add_parser("setup",
+                           help="install what the lab needs (PostgreSQL server) and check the lab venv")
+    setup.add_argument("--cinder", action="store_true",
+                       help="also RabbitMQ and qemu-utils (for `up --cinder`)")
     up = sub.add_parser("up", help="start the lab (creating its state the first time)")
+    up.add_argument("--cinder", action="store_true",
+                    help="also run Cinder (api, scheduler, volume; RabbitMQ) for Glance's Cinder store; "
+                         "kept for this state dir; added to a running lab")
     up.add_argument("--hosts", type=int, help="image-library hosts in RegionOne (default 3)")
     up.add_argument("--region-two-hosts", type=int, help="hosts in RegionTwo (default 1)")
     up.add_argument("--token-cache-seconds", type=int,
@@ -52,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="give the admin user a new Keystone password (kept in lab.json; see `env`)")
     rot.add_argument("--password", help="the new password (default: a random one)")
     sub.add_parser("revoke-tokens", help="invalidate every token issued so far to admin and member")
+    sub.add_parser("cinder-freeze", help="SIGSTOP cinder-api (connections accepted, nothing answers)")
+    sub.add_parser("cinder-thaw", help="SIGCONT a frozen cinder-api")
     sto = sub.add_parser("storage", help="rebind serving hosts to the shared dir or their own dirs")
     sto.add_argument("mode", choices=["shared", "local"])
     fault = sub.add_parser("fault", help="resmgr faults for one host")
@@ -91,7 +100,24 @@ def print_status(st: dict[str, Any]) -> None:
               f"{'up' if h['running'] else 'down':<5}{(' ' + ','.join(flags)) if flags else ''} "
               f"roles {h['roles'] or '-'} {h['role_status'] or ''}/{h['role_state'] or '-'} "
               f"endpoint {h['endpoint'] or '-'}{('  ' + h['message']) if h.get('message') else ''}")
+    _print_cinder(st.get("cinder") or {})
     print(f"  logs          {st['logs_dir']}")
+
+
+def _print_cinder(c: dict[str, Any]) -> None:
+    if not c.get("enabled"):
+        return
+    procs = "  ".join(f"{k} {v or '-'}" for k, v in c["pids"].items())
+    print(f"  cinder        {c['api_url']}  {'running' if c['running'] else 'NOT running'}  ({procs})"
+          f"  RSS {c.get('rss_mib', 0)} MiB")
+    print(f"    export      {c['export']} {'(mounted)' if c['export_mounted'] else '(NOT mounted)'}")
+    if c.get("error"):
+        print(f"    volumes     unknown: {c['error']}")
+    for v in c.get("volumes", []):
+        print(f"    volume      {v['id']} {v['status']:<10} {v['size']} GiB type {v['volume_type']} "
+              f"image {v['image_id'] or '-'} attached to {','.join(v['attached_hosts']) or '-'}")
+    for a in c.get("attachments", []):
+        print(f"    attachment  {a['id']} volume {a['volume_id']} {a['status']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,14 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     lab = Lab(args.state_dir)
     try:
         if args.cmd == "setup":
-            lab.setup()
-            print("lab setup: PostgreSQL server and the lab virtualenv are present")
+            lab.setup(cinder=args.cinder)
+            extra = ", RabbitMQ, qemu-utils and Cinder" if args.cinder else ""
+            print(f"lab setup: PostgreSQL server{extra} and the lab virtualenv are present")
         elif args.cmd == "up":
             t0 = time.monotonic()
             st = lab.up(
                 args.hosts, region_two_hosts=args.region_two_hosts,
                 token_cache_seconds=args.token_cache_seconds, converge_seconds=args.converge_seconds,
                 removal_404_seconds=args.removal_404_seconds, v2_roles_spelling=args.v2_roles_spelling,
+                cinder=args.cinder,
             )
             phases = ", ".join(f"{k} {v}s" for k, v in st.get("up_timings", {}).items())
             print(f"lab up in {time.monotonic() - t0:.1f}s ({phases or 'already running'})")
@@ -141,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "rotate-password":
             lab.rotate_password(args.password)
             print("rotated the admin password: export it again with `eval \"$(python -m lab env)\"`")
+        elif args.cmd in ("cinder-freeze", "cinder-thaw"):
+            lab.cinder_freeze() if args.cmd == "cinder-freeze" else lab.cinder_thaw()
+            print(f"{args.cmd}: done")
         elif args.cmd == "revoke-tokens":
             lab.revoke_tokens()
             print("revoked every token issued so far to admin and member")

@@ -14,12 +14,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import procs
+from lab import host_store, nfs_emulation, procs
 from lab.keystone import _gunicorn_conf, procs_popen, wait_ok
 from lab.paths import lab_venv_bin
 from lab.settings import REGION_ONE, LabConfig
-
-STORE_ID = "file"
 
 
 def namespaces_supported() -> bool:
@@ -40,7 +38,10 @@ class GlanceInstance:
     name: str
     port: int
     run_dir: Path
-    store_source: Path  # the directory bound at the store path (shared or this host's own)
+    store_source: Path  # the directory bound at a file store's path (shared or this host's own)
+    store: host_store.HostStore  # what the region blueprint asks for (see lab/host_store.py)
+    region: str = REGION_ONE
+    hostname: str = ""  # the host's own hostname in its UTS namespace (Cinder records attachments by it)
 
     @property
     def url(self) -> str:
@@ -58,6 +59,10 @@ class GlanceInstance:
     def disable_file(self) -> Path:
         return self.run_dir / "healthcheck_disable"
 
+    @property
+    def cinder_mount_point_base(self) -> Path:
+        return self.run_dir / "cinder-mnt"
+
 
 def _paste_ini(disable_file: Path) -> str:
     packaged = lab_venv_bin().parent / "etc" / "glance" / "glance-api-paste.ini"
@@ -70,17 +75,16 @@ def _paste_ini(disable_file: Path) -> str:
 def render_config(cfg: LabConfig, inst: GlanceInstance, *, store_path: Path, log_file: Path) -> str:
     ks = cfg.auth_url
     svc = cfg.glance_service
+    store = host_store.render(inst.store, cfg=cfg, region=inst.region,
+                              mount_point_base=inst.cinder_mount_point_base, file_path=store_path)
     return (
         "[DEFAULT]\n"
-        f"enabled_backends = {STORE_ID}:file\n"
+        f"enabled_backends = {store.enabled_backends}\n"
         f"worker_self_reference_url = {inst.url}\n"
         f"log_file = {log_file}\n"
         "[database]\n"
         f"connection = {cfg.pg_url_base}/glance\n"
-        "[glance_store]\n"
-        f"default_backend = {STORE_ID}\n"
-        f"[{STORE_ID}]\n"
-        f"filesystem_store_datadir = {store_path}\n"
+        f"{store.sections}"
         "[os_glance_staging_store]\n"
         f"filesystem_store_datadir = {inst.run_dir / 'staging'}\n"
         "[os_glance_tasks_store]\n"
@@ -121,24 +125,49 @@ def write_instance_files(cfg: LabConfig, inst: GlanceInstance, *, store_path: Pa
     )
 
 
+# Run inside the host's new mount and UTS namespaces: its own hostname and /etc/hosts (Cinder records
+# each attachment under the attaching host's name), its file store bound at the blueprint's path.
+_NS_SETUP = (
+    'set -e; if [ -n "$1" ]; then hostname "$1"; mount --bind "$2" /etc/hosts; fi; '
+    'if [ -n "$3" ]; then mount --bind "$3" "$4"; fi; exec "$5"'
+)
+
+
 def start(
     cfg: LabConfig, inst: GlanceInstance, *, use_namespace: bool, log_file: Path
 ) -> subprocess.Popen[bytes]:
     """Start inst's Glance; returns the process leading its group."""
-    store_path = cfg.store_path if use_namespace else inst.store_source
+    file_store = inst.store if isinstance(inst.store, host_store.FileStore) else None
+    store_path = file_store.path if file_store is not None and use_namespace else inst.store_source
     write_instance_files(cfg, inst, store_path=store_path, log_file=log_file)
     gunicorn = str(lab_venv_bin() / "gunicorn")
     env = {**os.environ, "OS_GLANCE_CONFIG_DIR": str(inst.conf_dir)}
-    if use_namespace:
-        cfg.store_path.mkdir(parents=True, exist_ok=True)
-        # unshare execs (no fork) so the leader pid stays the gunicorn master's after `exec`.
-        argv = [
-            "unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c",
-            'mount --bind "$1" "$2" && exec "$3"', "lab-glance-ns",
-            str(inst.store_source), str(cfg.store_path), gunicorn,
-        ]
-    else:
-        argv = [gunicorn]
+    enter: list[str] = []
+    if isinstance(inst.store, host_store.CinderStore):
+        # The mount-count file under the mount point base survives a crash and would make the next
+        # attach skip its mount: the host's mounts died with its namespace, so start from nothing.
+        shutil.rmtree(inst.cinder_mount_point_base, ignore_errors=True)
+        inst.cinder_mount_point_base.mkdir(parents=True)
+        # The lab's mount/mount.nfs/sudo helpers first; inside the export namespace (the "share").
+        env["PATH"] = nfs_emulation.path_with_helpers(cfg)
+        enter = nfs_emulation.ExportNamespace(cfg).enter(inst.run_dir)
+    if not use_namespace:
+        return procs.spawn([*enter, gunicorn], cwd=inst.run_dir, env=env,
+                           log_path=log_file.with_suffix(".out"))
+    hosts_file = inst.run_dir / "hosts"
+    if inst.hostname:
+        short = inst.hostname.split(".")[0]
+        hosts_file.write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{inst.hostname} {short}\n")
+    bind_src, bind_dst = "", ""
+    if file_store is not None:
+        file_store.path.mkdir(parents=True, exist_ok=True)
+        bind_src, bind_dst = str(inst.store_source), str(file_store.path)
+    # unshare execs (no fork) so the leader pid stays the gunicorn master's after `exec`.
+    uts = ["-u"] if inst.hostname else []
+    argv = [
+        *enter, "unshare", "-m", *uts, "--propagation", "private", "--", "/bin/sh", "-c", _NS_SETUP,
+        "lab-glance-ns", inst.hostname, str(hosts_file), bind_src, bind_dst, gunicorn,
+    ]
     return procs.spawn(argv, cwd=inst.run_dir, env=env, log_path=log_file.with_suffix(".out"))
 
 

@@ -13,6 +13,7 @@ from lab.paths import LabSetupError, postgres_bin_dir
 from lab.settings import LabConfig
 
 DATABASES = ("keystone", "glance")
+CINDER_DATABASE = "cinder"
 
 
 def ensure_server_installed() -> Path:
@@ -103,14 +104,15 @@ class Postgres:
         if res.returncode != 0:
             raise RuntimeError(f"PostgreSQL did not start: {res.stdout.strip()[-400:]}; see {self.log}")
 
-    def create_databases(self) -> None:
+    def create_databases(self, *, cinder: bool = False) -> None:
+        """Keystone's and Glance's databases, and Cinder's when the lab runs Cinder."""
         bindir = ensure_server_installed()
         env = {**os.environ, "PGPASSWORD": self.cfg.pg_password}
-        # DATABASES is a constant of this module: no outside input reaches the SQL.
+        # Only this module's constants reach the SQL: no outside input.
         sql = "".join(
             f"SELECT 'CREATE DATABASE {db}' WHERE NOT EXISTS "  # noqa: S608
             f"(SELECT FROM pg_database WHERE datname = '{db}')\\gexec\n"
-            for db in DATABASES
+            for db in (*DATABASES, *((CINDER_DATABASE,) if cinder else ()))
         )
         res = subprocess.run(
             [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.cfg.pg_port), "-U", "postgres",

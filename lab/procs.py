@@ -158,3 +158,33 @@ def total_rss_kib(leaders: list[int]) -> int:
         if pid in wanted or ppid in wanted or pgid in wanted:
             total += int(fields[21]) * page_kib
     return total
+
+
+def pids_matching(*markers: str) -> list[int]:
+    """Live processes whose command line contains every marker: how the lab finds daemons that
+    re-parent to PID 1 and leave their process group (oslo.privsep's), by their config path."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmd and all(m in cmd for m in markers) and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_matching(*markers: str) -> None:
+    """SIGTERM, then SIGKILL, every process whose command line contains every marker."""
+    pids = pids_matching(*markers)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -115,6 +115,21 @@ class Credentials(BaseModel):
     project_domain_name: str = "Default"
 
 
+class CinderSettings(BaseModel):
+    """What the lab's Cinder (and the RabbitMQ between its services) keeps for one state dir: chosen
+    the first time Cinder is enabled, kept afterwards."""
+
+    api_port: int
+    rabbit_port: int
+    rabbit_dist_port: int
+    epmd_port: int
+    rabbit_password: str
+    service: Credentials
+
+    def ports(self) -> list[int]:
+        return [self.api_port, self.rabbit_port, self.rabbit_dist_port, self.epmd_port]
+
+
 class LabConfig(BaseModel):
     """Everything fixed for one lab state dir."""
 
@@ -135,6 +150,8 @@ class LabConfig(BaseModel):
     converge_seconds: float = 4.0
     removal_404_seconds: float = 5.0
     v2_roles_spelling: V2RoleSpelling = "image-library"
+    cinder: CinderSettings | None = Field(
+        default=None, description="set once `up --cinder` has run: the lab then also runs Cinder")
 
     @property
     def root(self) -> Path:
@@ -175,6 +192,7 @@ class LabConfig(BaseModel):
 
     def all_ports(self) -> list[int]:
         ports = [self.pg_port, self.keystone_port, self.resmgr_port, self.public_glance_port]
+        ports += self.cinder.ports() if self.cinder is not None else []
         return ports + [h.port for h in self.hosts]
 
     def host(self, name: str) -> HostSpec:
@@ -250,6 +268,19 @@ def release_port(cfg: LabConfig, port: int) -> None:
             claim.unlink()
     except OSError:
         pass
+
+
+def enable_cinder(cfg: LabConfig) -> CinderSettings:
+    """Give cfg its Cinder settings (fresh ports and secrets) unless it has them; saved."""
+    if cfg.cinder is None:
+        cfg.cinder = CinderSettings(
+            api_port=free_port(cfg.root), rabbit_port=free_port(cfg.root),
+            rabbit_dist_port=free_port(cfg.root), epmd_port=free_port(cfg.root),
+            rabbit_password=_secret(),
+            service=Credentials(username="cinder", password=_secret(), project_name="service"),
+        )
+        cfg.save()
+    return cfg.cinder
 
 
 def load_config(state_dir: Path) -> LabConfig | None:

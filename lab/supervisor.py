@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from lab import glance, procs
+from lab import glance, host_store, procs
 from lab.identity import IdentityAdmin
-from lab.settings import REGION_ONE, HostSpec, LabConfig, grow_hosts, release_port
+from lab.settings import REGION_ONE, HostSpec, LabConfig, grow_hosts, load_config, release_port
 
 GLANCE_ROLE = "pf9-glance-role"
 StorageMode = Literal["shared", "local"]
@@ -49,6 +49,7 @@ class HostRuntime:
     fail_message: str = ""
     deauth_error: bool = False  # the next removal through resmgr ends in `deauth-error`
     endpoint_registered: bool = False
+    store: host_store.HostStore | None = None  # rendered from the blueprint at the last convergence
 
     @property
     def url(self) -> str:
@@ -98,12 +99,20 @@ class Supervisor:
         hd = self.cfg.host_dir(h.spec.name)
         source = self.cfg.shared_dir if self.storage == "shared" else hd / "local-store"
         return glance.GlanceInstance(name=h.spec.name, port=h.spec.port, run_dir=hd / "glance",
-                                     store_source=source)
+                                     store_source=source, store=h.store or self.desired_store(h),
+                                     region=h.spec.region, hostname=h.spec.hostname)
 
     def public_instance(self) -> glance.GlanceInstance:
         d = self.cfg.root / "public-glance"
         return glance.GlanceInstance(name="public-glance", port=self.cfg.public_glance_port,
-                                     run_dir=d / "glance", store_source=d / "local-store")
+                                     run_dir=d / "glance", store_source=d / "local-store",
+                                     store=host_store.FileStore(self.cfg.store_path))
+
+    def desired_store(self, h: HostRuntime) -> host_store.HostStore:
+        """The store the host's region blueprint asks for now (PCD's host agent renders it)."""
+        with self.lock:
+            blueprint = dict(self.blueprints.get(h.spec.region, {}))
+        return host_store.from_blueprint(blueprint, self.cfg.store_path)
 
     def log_file(self, name: str) -> Path:
         return self.cfg.logs_dir / f"{name}-glance.log"
@@ -153,8 +162,25 @@ class Supervisor:
             procs.stop_group(h.proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 h.proc.wait(timeout=5)
+        # os-brick's privsep daemon (Cinder store) re-parents to PID 1: found by the host's config dir.
+        procs.stop_matching("privsep-helper", str(self.glance_instance(h).conf_dir))
         h.proc = None
         h.frozen = False
+
+    def reload_cinder(self) -> None:
+        """Take the Cinder settings `up --cinder` saved while the agent ran (the agent writes lab.json
+        too, and must not drop them)."""
+        saved = load_config(self.cfg.root)
+        with self.lock:
+            if saved is not None:
+                self.cfg.cinder = saved.cinder
+
+    def _render_store(self, h: HostRuntime) -> None:
+        """Converging the role renders the host's store from its region's blueprint, as PCD's host
+        agent does."""
+        self.reload_cinder()
+        with self.lock:
+            h.store = self.desired_store(h)
 
     def running(self, h: HostRuntime) -> bool:
         return h.proc is not None and h.proc.poll() is None
@@ -186,19 +212,25 @@ class Supervisor:
         while self.find(key).busy and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    def assign(self, key: str, *, settings: dict[str, Any] | None = None, instant: bool = False) -> None:
+    def assign(self, key: str, *, settings: dict[str, Any] | None = None, instant: bool = False,
+               reconverge: bool = False) -> None:
         """Start applying the image-library role (returns at once unless instant)."""
         if instant:
             self._wait_settled(key)
         with self.lock:
             h = self.find(key)
+            if reconverge and GLANCE_ROLE not in h.roles:
+                raise ValueError(f"{h.spec.name} does not hold the image-library role: nothing to reconverge")
             if not instant:
                 self._check_writable(h)
-            if GLANCE_ROLE in h.roles and h.role_state == "applied":
+            # An applied role converges again when asked to (`reconverge`) or when the blueprint
+            # now asks for another store than the one the host runs; otherwise a PUT changes nothing.
+            if (GLANCE_ROLE in h.roles and h.role_state == "applied" and not reconverge
+                    and h.store == self.desired_store(h)):
                 return
             h.busy = True
             h.roles = [GLANCE_ROLE]
-            h.settings = settings or self._default_settings(h)
+            h.settings = settings or (h.settings if reconverge else None) or self._default_settings(h)
             h.role_status = "converging"
             h.role_state = "start-apply"
             h.message = ""
@@ -233,6 +265,7 @@ class Supervisor:
             self._set(h, role_state="auth-converging")
             started = time.monotonic()
             self._stop_glance(h)  # left over from an earlier failed apply: it would hold the port
+            self._render_store(h)
             self._start_glance(h)
             if h.flap_failed_seconds > 0:
                 # Normal onboarding can flap through `failed` before it settles.
@@ -286,7 +319,7 @@ class Supervisor:
 
     def _finish_removal(self, h: HostRuntime) -> None:
         self._set(h, role_state=None, roles=[], settings=None, role_status="ok", busy=False, message="",
-                  gone_until=time.monotonic() + self.removal_404_seconds)
+                  gone_until=time.monotonic() + self.removal_404_seconds, store=None)
 
     # ---- faults ---------------------------------------------------------------------------------
     def _require_proc(self, h: HostRuntime) -> subprocess.Popen[bytes]:
@@ -443,6 +476,7 @@ class Supervisor:
                     "drained": inst.disable_file.exists(), "roles": list(h.roles),
                     "role_status": h.role_status, "role_state": h.role_state, "message": h.message,
                     "local_dir": str(cfg.host_dir(h.spec.name) / "local-store"),
+                    "store": host_store.describe(h.store) if h.store is not None else None,
                     "glance_conf": str(inst.conf_file), "log": str(self.log_file(h.spec.name)),
                 })
         return {
