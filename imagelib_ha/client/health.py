@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
+# Bound of each canary request on the Cinder store (see ``HealthChecker.canary``).
+CINDER_CANARY_TIMEOUT = 30.0
 
 
 def _host_of(url: str) -> str | None:
@@ -108,8 +110,9 @@ class HealthChecker:
         # sizeable part of the client's CPU for each of them.
         skip_environment_rescan(session)
 
-    def host(self, endpoint: str) -> GlanceHost:
-        return GlanceHost(self.session, endpoint, timeouts=self.timeouts)
+    def host(self, endpoint: str, timeouts: Timeouts | None = None) -> GlanceHost:
+        """The Glance API of one host, bounded by ``timeouts`` (default: the probe's)."""
+        return GlanceHost(self.session, endpoint, timeouts=timeouts or self.timeouts)
 
     # -- probes ----------------------------------------------------------------------------------------
 
@@ -202,14 +205,22 @@ class HealthChecker:
 
     def canary(self, report: HealthReport) -> HealthReport:
         """Prove the serving hosts share one store (``canary.SharedStorageCanary``); a new report."""
-        # Glance's Cinder store attaches the image's volume for every read, and Cinder serializes the
-        # attachments of one volume even when it is multiattach (four parallel 10 MiB reads took
-        # 0.7/2.7/7.1/15.1 s): read through one host at a time, so each read has the whole probe
-        # timeout to itself and a frozen host is still caught by it.
-        one_at_a_time = self.sequential or (
-            self.expected_store is not None and self.expected_store.type == "cinder"
-        )
-        canary = SharedStorageCanary(self.host, progress=self.progress, sequential=one_at_a_time)
+        if self.expected_store is None or self.expected_store.type != "cinder":
+            canary = SharedStorageCanary(self.host, progress=self.progress, sequential=self.sequential)
+            return canary.prove(report)
+        # On the Cinder store every canary request is several Cinder operations: the write creates,
+        # attaches, fills and detaches a volume (4.7-5.7 s for 64 KiB on this lab's loaded 2 cores),
+        # and every read attaches it again. Cinder serializes one volume's attachments even when it is
+        # multiattach (four parallel 10 MiB reads took 0.7/2.7/7.1/15.1 s; in parallel a healthy host
+        # timed out at 5 s), so the reads go one host at a time, and each canary request gets
+        # CINDER_CANARY_TIMEOUT (or the probe timeout if longer). A frozen host is still caught: by
+        # its probe before the canary, or by that bound during it.
+        timeouts = Timeouts(self.timeouts.connect, max(self.probe_timeout, CINDER_CANARY_TIMEOUT))
+
+        def host(endpoint: str) -> GlanceHost:
+            return self.host(endpoint, timeouts)
+
+        canary = SharedStorageCanary(host, progress=self.progress, sequential=True)
         return canary.prove(report)
 
     def audit(self, report: HealthReport) -> HealthReport:

@@ -18,8 +18,14 @@ import requests
 import requests_mock
 from keystone_fake import token_body
 
-from imagelib_ha.client.glance import Download, HostUnavailable, ProbeResult
-from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthError, RoleHost
+from imagelib_ha.client.glance import Download, HostUnavailable, ProbeResult, Timeouts
+from imagelib_ha.client.health import (
+    CINDER_CANARY_TIMEOUT,
+    ExpectedStore,
+    HealthChecker,
+    HealthError,
+    RoleHost,
+)
 from imagelib_ha.client.session import CloudAccess, make_session
 
 AUTH_URL = "http://keystone.test/v3"
@@ -145,6 +151,7 @@ class CinderStoreHosts:
         self.overlapped = 0
         self.frozen = frozen
         self.lock = threading.Lock()
+        self.timeouts: list[tuple[str, Timeouts]] = []
 
     def host(self, endpoint: str) -> Any:
         return _Host(self, endpoint)
@@ -202,7 +209,8 @@ class Checker(HealthChecker):
         super().__init__(**kwargs)
         self.hosts = hosts
 
-    def host(self, endpoint: str) -> Any:
+    def host(self, endpoint: str, timeouts: Timeouts | None = None) -> Any:
+        self.hosts.timeouts.append((endpoint, timeouts or self.timeouts))
         return self.hosts.host(endpoint)
 
 
@@ -227,6 +235,9 @@ def test_the_cinder_canary_reads_one_host_at_a_time_so_a_healthy_library_passes(
     assert report.ok, report.failure_message()
     assert hosts.overlapped == 0
     assert report.canary == "written through host-1, read back identically through 2 other host(s)"
+    # Probes keep the probe timeout; every canary request gets the Cinder canary's bound.
+    reads = {t.read for _, t in hosts.timeouts}
+    assert reads == {2.0, CINDER_CANARY_TIMEOUT} and CINDER_CANARY_TIMEOUT == 30.0
 
 
 def test_the_cinder_canary_still_catches_a_host_that_freezes_before_its_read(
