@@ -190,6 +190,29 @@ def role_hosts(status: dict[str, Any]) -> list[RoleHost]:
             for n in REGION_ONE_HOSTS]
 
 
+def test_the_cinder_canary_passes_a_healthy_library_and_catches_a_frozen_host(cinder_lab: Lab) -> None:
+    status = cinder_lab.status()
+    store = ExpectedStore("cinder", volume_type=VOLUME_TYPE)
+    checker = HealthChecker(session_of(status), region=status["region"], expected_store=store,
+                            probe_timeout=5.0)
+    started = time.monotonic()
+    report = checker.validate(role_hosts(status), deadline=0)
+    print(f"healthy: probes and canary of 3 hosts in {time.monotonic() - started:.1f}s; {report.canary}")
+    assert report.serving_count == 3
+    cinder_lab.freeze("lab-host-3")
+    try:
+        started = time.monotonic()
+        with pytest.raises(HealthError) as caught:
+            checker.validate(role_hosts(status), deadline=0)
+        elapsed = time.monotonic() - started
+    finally:
+        cinder_lab.thaw("lab-host-3")
+    rows = {h.hostname: h.status for h in caught.value.report.hosts}
+    assert rows == {host(status, n)["hostname"]: "serving" for n in REGION_ONE_HOSTS[:2]} | {
+        host(status, "lab-host-3")["hostname"]: "frozen"}
+    assert elapsed < 5.0 + 5.0, f"a frozen host took {elapsed:.1f}s to be caught"
+
+
 def test_uploaded_via_a_reads_back_identically_via_b_and_c(cinder_lab: Lab, tmp_path: Path) -> None:
     status = cinder_lab.status()
     session = session_of(status)
