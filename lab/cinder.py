@@ -257,7 +257,7 @@ def inventory(cfg: LabConfig, timeout: float = 5) -> dict[str, Any]:
     out["volumes"] = [
         {"id": v["id"], "name": v.get("name"), "status": v["status"], "size": v["size"],
          "volume_type": v.get("volume_type"), "multiattach": v.get("multiattach"),
-         "image_id": (v.get("metadata") or {}).get("image_id"),
+         "image_id": (v.get("metadata") or {}).get("glance_image_id"),
          "attached_hosts": sorted({a.get("host_name") or "" for a in v.get("attachments") or []})}
         for v in vols
     ]
