@@ -276,6 +276,25 @@ def inventory(cfg: LabConfig, timeout: float = 5) -> dict[str, Any]:
     return out
 
 
+def status(cfg: LabConfig) -> dict[str, Any]:
+    """Cinder's and RabbitMQ's processes, the export, and the volumes and attachments when cinder-api
+    runs (for `python -m lab status`)."""
+    if cfg.cinder is None:
+        return {"enabled": False}
+    cinder = Cinder(cfg)
+    pids = {**cinder.pids(), **RabbitMQ(cfg).pids()}
+    out: dict[str, Any] = {
+        "enabled": True, "api_url": cinder.api_url, "pids": pids,
+        "running": all(procs.alive(p) for p in pids.values()),
+        "export": str(nfs_emulation.export_dir(cfg)),
+        "export_mounted": nfs_emulation.ExportNamespace(cfg).mounted(),
+        "volumes": [], "attachments": [], "error": "",
+    }
+    if pids["cinder-api"] is not None:
+        out.update(inventory(cfg))
+    return out
+
+
 def stop_all(cfg: LabConfig) -> None:
     """Stop Cinder, its broker, every privsep daemon of this lab and the export's namespace."""
     if cfg.cinder is None:
@@ -320,3 +339,9 @@ class CinderStartup:
 
     def wait_ready(self) -> None:
         self.cinder.wait_ready()
+
+    def run_all(self) -> None:
+        """Every step in turn: for a lab whose PostgreSQL (with Cinder's database) and Keystone run."""
+        self.begin()
+        self.after_keystone()
+        self.wait_ready()
