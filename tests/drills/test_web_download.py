@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from drillkit import delete_key, endpoints, host, records_of_key, session_of, unique_key, wait_until, write_image
+from drillkit import (
+    delete_key,
+    endpoints,
+    host,
+    records_of_key,
+    session_of,
+    unique_key,
+    wait_until,
+    write_image,
+)
 
 from imagelib_ha.client.failover import FailoverError, HostHealthBook, ImageSpec
 from imagelib_ha.client.glance import GlanceHost, Timeouts
