@@ -2,7 +2,7 @@
 
 The lines go to the run's ``progress`` callable. In the in-process runner that is the terminal; in the
 dynamic provider process it is stderr, which the Pulumi engine relays to ``pulumi up``'s display (see
-``imagelib_ha.providers.image_progress``).
+``imagelib_ha.providers.image._progress``, which cites the engine code).
 """
 
 from __future__ import annotations
