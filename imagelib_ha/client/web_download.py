@@ -129,6 +129,7 @@ class _ImportRun(failover._Run):
         final = host.get_image(image_id)
         if final is None:
             raise HostUnavailable(host.endpoint, "vanished", f"image {image_id} vanished after its import")
+        self.note(host.endpoint, image_id, "imported", f"active, {final.get('size')} bytes; verifying")
         problem = self._digest_problem(host, final)
         if problem is not None:
             self.delete_leftover(host, final, f"verification failed: {problem}")

@@ -78,7 +78,7 @@ def test_web_download_sends_no_bytes_and_verifies_the_pin(drill_lab: DrillLab, s
             book=HostHealthBook(), timeouts=FAST, progress=lines.append)
         assert (result.status, result.size, result.os_hash_value) == ("active", SIZE, sha512_of(image))
         outcomes = [a.outcome for a in result.attempts]
-        assert outcomes == ["importing", "created"], result.attempts
+        assert outcomes == ["importing", "imported", "created"], result.attempts
         # The host pulled the bytes once; the client's only data transfer was the verifying read-back.
         assert server.served == {image.name: SIZE}
         assert not any("upload" in line for line in lines), lines
@@ -151,6 +151,8 @@ def test_source_stalls_costs_the_import_bound_then_the_next_host_imports(
         assert result.os_hash_value == sha512_of(image)
         on_stalled = [a.outcome for a in result.attempts if a.host == stalled]
         assert on_stalled == ["importing", "deleted-leftover", "import-stalled"], result.attempts
+        assert [a.outcome for a in result.attempts if a.host == result.host][-3:] == [
+            "importing", "imported", "created"]
         server.release.set()  # the stalled host's download ends; its deleted record must stay deleted
         wait_until(lambda: all(len(records_of_key(session, e, key)) == 1 for e in endpoints(status)),
                    timeout=20, what="one record of the key everywhere")
