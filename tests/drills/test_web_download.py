@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,10 +143,14 @@ def test_source_stalls_costs_the_import_bound_then_the_next_host_imports(
     key = unique_key("web-stall")
     server.fault = Fault(times=1, stall_after=2 * 1024 * 1024)
     try:
+        started = time.monotonic()
         result = create_image_by_method(
             session, spec(key), ImageSource(server.url(image.name), expected_sha256=digest),
             endpoints(status), policy=ImportPolicy("web-download", timeout=4, poll_interval=0.2),
             book=HostHealthBook(), timeouts=FAST)
+        elapsed = time.monotonic() - started
+        # The stalled host costs its 4 s bound; the next host's 12 MiB import and read-back a few more.
+        assert elapsed < 4 + 15, f"{elapsed:.1f} s: the stalled import was not given up at its bound"
         stalled = endpoints(status)[0]
         assert result.host != stalled and result.status == "active"
         assert result.os_hash_value == sha512_of(image)
