@@ -58,8 +58,9 @@ Progress = Callable[[str], None]
 
 # Failures that say something about the host's reachability, not about this image's content.
 UNREACHABLE_KINDS = frozenset({"refused", "connect-timeout", "read-timeout"})
-# Failures about the image record or its content: the host itself may be fine.
-CONTENT_KINDS = frozenset({"conflict", "verify-failed", "vanished"})
+# Failures about the image record or its content: the host itself may be fine. (``import-failed``: the
+# host could not fetch a URL, which says nothing of how it serves uploads.)
+CONTENT_KINDS = frozenset({"conflict", "verify-failed", "vanished", "import-failed"})
 
 
 def _verify(record: Mapping[str, Any], *, size: int | None, sha512: str | None) -> str | None:

@@ -19,6 +19,7 @@ from drillkit import (
     endpoints,
     host,
     records_of_key,
+    serves,
     session_of,
     unique_key,
     wait_until,
@@ -131,6 +132,52 @@ def test_host_dies_mid_import_then_the_next_host_imports_once(drill_lab: DrillLa
                 (result.image_id, "active")]
     finally:
         lab.restart("lab-host-1")
+        delete_key(session, endpoints(status)[1], key)
+
+
+def test_host_frozen_mid_import_costs_a_read_timeout_and_stays_without_a_second_image(
+    drill_lab: DrillLab, served: Any
+) -> None:
+    lab, status = drill_lab
+    server, image, digest = served
+    session = session_of(status)
+    first = host(status, "lab-host-1")
+    key = unique_key("web-host-frozen")
+    server.rate = 2 * 1024 * 1024
+    frozen: list[int] = []
+
+    def freeze_once_under_way() -> None:
+        wait_until(lambda: server.served.get(image.name, 0) >= 1024 * 1024, timeout=60,
+                   what="the first host's download to get under way", interval=0.02)
+        frozen.append(server.served[image.name])
+        server.rate = None
+        lab.freeze("lab-host-1")
+
+    freezer = threading.Thread(target=freeze_once_under_way)
+    freezer.start()
+    try:
+        result = create_image_by_method(
+            session, spec(key), ImageSource(server.url(image.name), expected_sha256=digest),
+            [first["endpoint"], *[e for e in endpoints(status) if e != first["endpoint"]]],
+            policy=ImportPolicy("web-download", timeout=60, poll_interval=0.2),
+            book=HostHealthBook(), timeouts=FAST)
+    finally:
+        freezer.join()
+        lab.thaw("lab-host-1")
+    try:
+        assert frozen, "the first host was never frozen"
+        assert result.host != first["endpoint"] and result.os_hash_value == sha512_of(image)
+        assert [a.outcome for a in result.attempts if a.host == first["endpoint"]] == [
+            "importing", "read-timeout"], result.attempts
+        # Thawed, the first host finishes or abandons its import of a deleted record: still one image.
+        wait_until(lambda: serves(session_of(status), first["endpoint"]), timeout=30,
+                   what="the thawed host to serve")
+        time.sleep(3)
+        after = session_of(status)
+        for endpoint in endpoints(status):
+            assert [(r["id"], r["status"]) for r in records_of_key(after, endpoint, key)] == [
+                (result.image_id, "active")], endpoint
+    finally:
         delete_key(session, endpoints(status)[1], key)
 
 
