@@ -71,10 +71,17 @@ class ImportingHost(GlanceHost):
         )
 
     def import_state(self, image_id: str) -> ImportState:
-        """The record's status and its newest import task (one GET each)."""
+        """The record's status, and its newest import task while the record reads ``queued``.
+
+        While ``importing`` the task is only read back for nothing: a failure puts the record back to
+        ``queued``, and that is when its message matters (one GET per poll, two while ``queued``).
+        """
         record = self.get_image(image_id)
         if record is None:
             return ImportState(None, None, "", "")
+        if record.get("status") != "queued":
+            return ImportState(str(record.get("status")), None, "",
+                               str(record.get("os_glance_failed_import") or ""))
         resp = self._request("GET", f"/v2/images/{image_id}/tasks", expect=(200, 403, 404))
         tasks: list[dict[str, Any]] = resp.json().get("tasks", []) if resp.status_code == 200 else []
         newest = max(tasks, key=lambda t: str(t.get("created_at", "")), default=None)

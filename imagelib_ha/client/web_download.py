@@ -58,7 +58,11 @@ class ImportPolicy:
 
     method: str = "upload"
     timeout: float = DEFAULT_IMPORT_TIMEOUT
+    # Polls start at ``poll_interval`` and grow by half each time up to ``max_poll_interval``: a small
+    # image is seen active soon, a large one costs a few requests a minute, and a dead host is still
+    # noticed within the longest interval.
     poll_interval: float = 1.0
+    max_poll_interval: float = 5.0
 
 
 def why_upload(method: str, source: ImageSource) -> str | None:
@@ -145,6 +149,7 @@ class _ImportRun(failover._Run):
         """
         meter = TransferMeter(self.progress, host=host.endpoint, attempt=self.next_attempt, what=WEB_DOWNLOAD)
         deadline = time.monotonic() + self.policy.timeout
+        interval = self.policy.poll_interval
         while True:
             state = host.import_state(image_id)
             if state.status is None:
@@ -161,7 +166,8 @@ class _ImportRun(failover._Run):
                     f"the import did not finish within {self.policy.timeout:.0f} s "
                     "(a stalled source or host)")
             meter.status(f"{state.status}{', ' + state.task_message if state.task_message else ''}")
-            self.sleep(self.policy.poll_interval)
+            self.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 1.5, max(self.policy.max_poll_interval, self.policy.poll_interval))
 
     def _give_up(self, host: ImportingHost, image_id: str) -> None:
         try:
