@@ -55,6 +55,14 @@ class ProcessGroupCpu:
         return ticks / TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy so far (``/proc/stat``: all but idle and
+    iowait): the lab, the client and any background load alike."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
 def pid_from_file(path: Path) -> int | None:
     try:
         return int(path.read_text().split()[0])

@@ -11,6 +11,15 @@ order rotates every round so each goes first equally often, and figures are medi
 throughput, each contender's CPU seconds per GiB (user + system) is recorded: the project's and
 openstacksdk's over the timed span inside the child (no interpreter start-up), curl's for its whole
 process.
+
+Targets against floors measured in the same run (the machine's speed swings from day to day):
+
+* throughput >= 0.95x curl's with the client (and curl) on one core and the lab on the other
+  (:mod:`bench.pinning`): whether the client keeps up with a server it does not share cores with.
+  The unpinned figures are reported beside them;
+* client CPU per GiB <= 1.15x the floor: ``sha512sum``'s CPU per GiB on the same file (the hash the
+  client must compute) plus curl's (the cheapest way to send the bytes);
+* peak RSS <= 64 MB, and flat from the smaller size to the larger.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import uuid
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +41,7 @@ import requests
 from bench.children import ChildRun, run_measured
 from bench.cpu import ProcessGroupCpu
 from bench.labs import admin_session
+from bench.pinning import can_pin, client_pinned, lab_pinned
 from bench.report import Report, Row
 from lab.api import Lab
 
@@ -98,9 +109,48 @@ def run_child(kind: str, endpoint: str, path: Path, name: str, token: str) -> tu
     return run, json.loads(run.stdout.strip().splitlines()[-1])
 
 
+KINDS = ("project", "curl", "sdk")
+
+
+def one_upload(kind: str, glance: Glance, path: Path, header_file: Path, size_mib: int, token: str,
+               server: ProcessGroupCpu) -> dict[str, Any]:
+    """One timed upload by ``kind``; the image is checked active with every byte, then deleted."""
+    size = path.stat().st_size
+    name = f"bench-{kind}-{size_mib}-{uuid.uuid4().hex[:6]}"
+    server_before = server.seconds()
+    if kind == "curl":
+        run, image_id = run_curl(glance, path, header_file, name)
+        if run.returncode != 0:
+            raise RuntimeError(f"curl upload failed: {run.stderr[-500:]}")
+        elapsed, cpu = run.wall, run.cpu
+    else:
+        run, out = run_child(kind, glance.endpoint, path, name, token)
+        image_id, elapsed, cpu = out["image_id"], out["elapsed"], out["cpu"]
+        run = replace(run, maxrss_kib=max(run.maxrss_kib, int(out["vm_hwm_kib"])))
+        if kind == "project" and out["pulumi_imported"]:
+            raise RuntimeError("the project's upload child imported pulumi")
+    record = glance.get(image_id)
+    if record.get("status") != "active" or record.get("size") != size:
+        raise RuntimeError(f"{kind} upload ended {record.get('status')} {record.get('size')}")
+    server_cpu = server.seconds() - server_before
+    glance.delete(image_id)
+    return {"elapsed": elapsed, "mb_s": size / elapsed / 1e6, "maxrss_kib": run.maxrss_kib, "cpu_s": cpu,
+            "child_cpu_s": run.cpu, "cpu_s_per_gib": cpu / (size / GIB),
+            "glance_cpu_s_per_gib": server_cpu / (size / GIB), "load1": os.getloadavg()[0]}
+
+
+def sha512sum_cpu_per_gib(path: Path) -> float:
+    """The floor of the hash the client must compute: ``sha512sum``'s CPU per GiB on the same file."""
+    run = run_measured(["sha512sum", str(path)])
+    if run.returncode != 0:
+        raise RuntimeError(f"sha512sum failed: {run.stderr[-300:]}")
+    return run.cpu / (path.stat().st_size / GIB)
+
+
 def bench_upload(lab: Lab, report: Report, sizes_mib: list[int], rounds: int) -> None:
-    if shutil.which("curl") is None:
-        raise RuntimeError("the upload benchmark compares against curl: install it (apt-get install curl)")
+    for tool in ("curl", "sha512sum"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"the upload benchmark needs {tool} (apt-get install curl coreutils)")
     status = lab.status()
     host = next(h for h in status["hosts"] if h["endpoint"])
     endpoint = host["endpoint"]
@@ -111,6 +161,11 @@ def bench_upload(lab: Lab, report: Report, sizes_mib: list[int], rounds: int) ->
     # The host's Glance (master and workers): its CPU per GiB tells whether the two cores, not the
     # server, limit the upload, and what ratio that leaves the client.
     server = ProcessGroupCpu([host["pid"]])
+    modes = ("pinned", "unpinned") if can_pin() else ("unpinned",)
+    if "pinned" not in modes:
+        report.notices.append("upload: fewer than two usable cores: no pinned run, the throughput target "
+                              "is judged unpinned")
+    main = modes[0]
     samples: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pcd-bench-upload-") as tmp:
         header_file = Path(tmp) / "auth-header"
@@ -118,71 +173,81 @@ def bench_upload(lab: Lab, report: Report, sizes_mib: list[int], rounds: int) ->
         header_file.chmod(0o600)
         for size_mib in sizes_mib:
             path = make_file(Path(tmp), size_mib * MIB)
-            size = path.stat().st_size
-            per: dict[str, list[dict[str, Any]]] = {"project": [], "curl": [], "sdk": []}
-            order = ["project", "curl", "sdk"]
-            for rnd in range(rounds):
-                for kind in order[rnd % 3:] + order[: rnd % 3]:  # rotate who goes first
-                    name = f"bench-{kind}-{size_mib}-{uuid.uuid4().hex[:6]}"
-                    server_before = server.seconds()
-                    if kind == "curl":
-                        run, image_id = run_curl(glance, path, header_file, name)
-                        if run.returncode != 0:
-                            raise RuntimeError(f"curl upload failed: {run.stderr[-500:]}")
-                        record = glance.get(image_id)
-                        elapsed, cpu = run.wall, run.cpu
-                    else:
-                        run, out = run_child(kind, endpoint, path, name, token)
-                        image_id, elapsed, cpu = out["image_id"], out["elapsed"], out["cpu"]
-                        run = replace(run, maxrss_kib=max(run.maxrss_kib, int(out["vm_hwm_kib"])))
-                        record = glance.get(image_id)
-                        if kind == "project" and out["pulumi_imported"]:
-                            raise RuntimeError("the project's upload child imported pulumi")
-                    if record.get("status") != "active" or record.get("size") != size:
-                        raise RuntimeError(f"{kind} upload ended {record.get('status')} {record.get('size')}")
-                    server_cpu = server.seconds() - server_before
-                    glance.delete(image_id)
-                    load = os.getloadavg()[0]
-                    per[kind].append({"elapsed": elapsed, "mb_s": size / elapsed / 1e6,
-                                      "maxrss_kib": run.maxrss_kib, "cpu_s": cpu,
-                                      "child_cpu_s": run.cpu, "cpu_s_per_gib": cpu / (size / GIB),
-                                      "glance_cpu_s_per_gib": server_cpu / (size / GIB), "load1": load})
-                    print(f"    {size_mib} MiB {kind:7s} round {rnd + 1}: {size / elapsed / 1e6:7.1f} MB/s, "
-                          f"CPU {cpu / (size / GIB):5.2f} s/GiB (Glance {server_cpu / (size / GIB):5.2f}), "
-                          f"peak RSS {run.maxrss_kib / 1024:.1f} MiB, "
-                          f"load {load:.2f}", flush=True)
+            per: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            floors: dict[str, list[float]] = {}
+            for mode in modes:
+                per[mode] = {k: [] for k in KINDS}
+                floors[mode] = []
+                pinning = (lab_pinned(status), client_pinned()) if mode == "pinned" else ()
+                with ExitStack() as stack:
+                    for ctx in pinning:
+                        stack.enter_context(ctx)
+                    for rnd in range(rounds):
+                        for kind in KINDS[rnd % 3:] + KINDS[: rnd % 3]:  # rotate who goes first
+                            s = one_upload(kind, glance, path, header_file, size_mib, token, server)
+                            per[mode][kind].append(s)
+                            print(f"    {size_mib} MiB {mode:8s} {kind:7s} round {rnd + 1}: "
+                                  f"{s['mb_s']:7.1f} MB/s, CPU {s['cpu_s_per_gib']:5.2f} s/GiB "
+                                  f"(Glance {s['glance_cpu_s_per_gib']:5.2f}), peak RSS "
+                                  f"{s['maxrss_kib'] / 1024:.1f} MiB, load {s['load1']:.2f}", flush=True)
+                        floors[mode].append(sha512sum_cpu_per_gib(path))
             path.unlink()
-            samples[str(size_mib)] = per
-            med = {k: statistics.median(s["mb_s"] for s in v) for k, v in per.items()}
-            report.add(Row("upload", f"project throughput {size_mib} MiB", med["project"], "MB/s",
-                           "curl -T", med["curl"], ">= 0.95x curl", med["project"] >= 0.95 * med["curl"],
-                           f"median of {rounds}"))
-            report.add(Row("upload", f"openstacksdk throughput {size_mib} MiB", med["sdk"], "MB/s",
-                           "curl -T", med["curl"], "(reference)", None, f"median of {rounds}"))
-            cpu_med = {k: statistics.median(s["cpu_s_per_gib"] for s in v) for k, v in per.items()}
-            loads = [s["load1"] for v in per.values() for s in v]
-            for kind in ("project", "sdk"):
-                report.add(Row("upload", f"{kind} client CPU {size_mib} MiB", cpu_med[kind], "s/GiB",
-                               "curl -T", cpu_med["curl"], "(reference)", None,
-                               f"median of {rounds}, user+sys; load {min(loads):.1f}-{max(loads):.1f}"))
-            # With the cores saturated, throughput goes as 1 / (client + server CPU per GiB): the
-            # ratio the project can reach then, whatever else it does.
-            glance_med = {k: statistics.median(s["glance_cpu_s_per_gib"] for s in v) for k, v in per.items()}
-            ceiling = (glance_med["curl"] + cpu_med["curl"]) / (glance_med["project"] + cpu_med["project"])
-            report.add(Row("upload", f"project vs curl when CPU-bound {size_mib} MiB "
-                           f"(Glance {glance_med['project']:.2f} / {glance_med['curl']:.2f} s/GiB)",
-                           ceiling, "x", "measured ratio", med["project"] / med["curl"], "(reference)", None,
-                           "(Glance + curl CPU) / (Glance + client CPU) per GiB"))
+            samples[str(size_mib)] = {"uploads": per, "sha512sum_cpu_s_per_gib": floors}
+            _rows(report, size_mib, per, floors, modes, rounds)
+    _rss_rows(report, samples, sizes_mib, main)
+    report.details["upload"] = samples
+
+
+def _median(values: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(v[key] for v in values)
+
+
+def _rows(report: Report, size_mib: int, per: dict[str, dict[str, list[dict[str, Any]]]],
+          floors: dict[str, list[float]], modes: tuple[str, ...], rounds: int) -> None:
+    main = modes[0]
+    for mode in modes:
+        mb_s = {k: _median(v, "mb_s") for k, v in per[mode].items()}
+        judged = mode == main
+        report.add(Row("upload", f"project throughput {size_mib} MiB, {mode}", mb_s["project"], "MB/s",
+                       f"curl -T, {mode}", mb_s["curl"], ">= 0.95x curl" if judged else "(reference)",
+                       mb_s["project"] >= 0.95 * mb_s["curl"] if judged else None, f"median of {rounds}"))
+    mb_s = {k: _median(v, "mb_s") for k, v in per[main].items()}
+    report.add(Row("upload", f"openstacksdk throughput {size_mib} MiB, {main}", mb_s["sdk"], "MB/s",
+                   f"curl -T, {main}", mb_s["curl"], "(reference)", None, f"median of {rounds}"))
+    cpu = {k: _median(v, "cpu_s_per_gib") for k, v in per[main].items()}
+    sha = statistics.median(floors[main])
+    loads = [s["load1"] for v in per[main].values() for s in v]
+    report.add(Row("upload", f"project client CPU {size_mib} MiB, {main}", cpu["project"], "s/GiB",
+                   f"floor: sha512sum {sha:.2f} + curl {cpu['curl']:.2f}", sha + cpu["curl"],
+                   "<= 1.15x floor", cpu["project"] <= 1.15 * (sha + cpu["curl"]),
+                   f"medians of {rounds}, user+sys; load {min(loads):.1f}-{max(loads):.1f}"))
+    report.add(Row("upload", f"openstacksdk client CPU {size_mib} MiB, {main}", cpu["sdk"], "s/GiB",
+                   "curl -T", cpu["curl"], "(reference)", None, f"median of {rounds}"))
+    # Unpinned, with the cores saturated, throughput goes as 1 / (client + server CPU per GiB): the
+    # ratio the project can reach then, whatever else it does.
+    last = modes[-1]
+    cpu = {k: _median(v, "cpu_s_per_gib") for k, v in per[last].items()}
+    glance = {k: _median(v, "glance_cpu_s_per_gib") for k, v in per[last].items()}
+    mb_s = {k: _median(v, "mb_s") for k, v in per[last].items()}
+    ceiling = (glance["curl"] + cpu["curl"]) / (glance["project"] + cpu["project"])
+    report.add(Row("upload", f"project vs curl when CPU-bound {size_mib} MiB, {last} "
+                   f"(Glance {glance['project']:.2f} / {glance['curl']:.2f} s/GiB)",
+                   ceiling, "x", "measured ratio", mb_s["project"] / mb_s["curl"], "(reference)", None,
+                   "(Glance + curl CPU) / (Glance + client CPU) per GiB"))
+
+
+def _rss_rows(report: Report, samples: dict[str, Any], sizes_mib: list[int], main: str) -> None:
     small, large = str(min(sizes_mib)), str(max(sizes_mib))
-    rss_small = max(s["maxrss_kib"] for s in samples[small]["project"]) * 1024
-    rss_large = max(s["maxrss_kib"] for s in samples[large]["project"]) * 1024
+
+    def peak(size: str, kind: str) -> float:
+        uploads = samples[size]["uploads"]
+        return max(s["maxrss_kib"] for mode in uploads for s in uploads[mode][kind]) * 1024
+
+    rss_small, rss_large = peak(small, "project"), peak(large, "project")
     report.add(Row("upload", f"project client peak RSS {large} MiB", rss_large / 1e6, "MB",
                    "64 MB limit", 64.0, "<= 64 MB", rss_large <= RSS_LIMIT_BYTES,
-                   "max over rounds, the child's VmHWM"))
+                   "max over rounds and modes, the child's VmHWM"))
     report.add(Row("upload", f"project client peak RSS {large} MiB vs {small} MiB", rss_large / 1e6, "MB",
                    f"peak RSS {small} MiB", rss_small / 1e6, "<= 1.05x", rss_large <= 1.05 * rss_small))
-    curl_rss = max(s["maxrss_kib"] for s in samples[large]["curl"]) * 1024
-    sdk_rss = max(s["maxrss_kib"] for s in samples[large]["sdk"]) * 1024
-    report.add(Row("upload", f"openstacksdk client peak RSS {large} MiB", sdk_rss / 1e6, "MB",
-                   "curl peak RSS", curl_rss / 1e6, "(reference)", None))
-    report.details["upload"] = samples
+    report.add(Row("upload", f"openstacksdk client peak RSS {large} MiB", peak(large, "sdk") / 1e6, "MB",
+                   "curl peak RSS", peak(large, "curl") / 1e6, "(reference)", None))

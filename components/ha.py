@@ -125,6 +125,8 @@ class ImageLibraryHA(pulumi.ComponentResource):
                     "tags": list(image.tags),
                     "identity": image.key or f"{project}/{stack}/{image.name}",
                     "digest": image.digest,
+                    "import_method": image.import_method,
+                    "import_timeout": image.import_timeout_seconds,
                     "health": self.health.id,
                     "endpoints": self.health.endpoints,
                 },

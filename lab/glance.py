@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import host_store, nfs_emulation, procs
+from lab.image_source import import_filtering_section
 from lab.keystone import _gunicorn_conf, procs_popen, wait_ok
 from lab.paths import lab_venv_bin
 from lab.settings import REGION_ONE, LabConfig
@@ -114,7 +115,9 @@ def write_instance_files(cfg: LabConfig, inst: GlanceInstance, *, store_path: Pa
     for sub in ("etc", "staging", "tasks", "locks"):
         (inst.run_dir / sub).mkdir(parents=True, exist_ok=True)
     inst.store_source.mkdir(parents=True, exist_ok=True)
-    inst.conf_file.write_text(render_config(cfg, inst, store_path=store_path, log_file=log_file))
+    # Web-download import filtering is its own section, apart from the store config.
+    inst.conf_file.write_text(render_config(cfg, inst, store_path=store_path, log_file=log_file)
+                              + import_filtering_section(cfg.root))
     os.chmod(inst.conf_file, 0o600)  # holds the service password
     (inst.conf_dir / "glance-api-paste.ini").write_text(_paste_ini(inst.disable_file))
     (inst.run_dir / "gunicorn.conf.py").write_text(

@@ -53,14 +53,16 @@ from imagelib_ha.client.image_key import (
 )
 from imagelib_ha.client.image_source import ImageSource, SourceError
 from imagelib_ha.client.image_spec import ImageSpec, patch_to_spec
+from imagelib_ha.client.progress import TransferMeter
 from imagelib_ha.client.transport import skip_environment_rescan
 
 Progress = Callable[[str], None]
 
 # Failures that say something about the host's reachability, not about this image's content.
 UNREACHABLE_KINDS = frozenset({"refused", "connect-timeout", "read-timeout"})
-# Failures about the image record or its content: the host itself may be fine.
-CONTENT_KINDS = frozenset({"conflict", "verify-failed", "vanished"})
+# Failures about the image record or its content: the host itself may be fine. (``import-failed``: the
+# host could not fetch a URL, which says nothing of how it serves uploads.)
+CONTENT_KINDS = frozenset({"conflict", "verify-failed", "vanished", "import-failed"})
 
 
 def _verify(record: Mapping[str, Any], *, size: int | None, sha512: str | None) -> str | None:
@@ -296,12 +298,16 @@ class _Run:
         self.progress(f"{host.endpoint}: uploading {image_id}")
         self.writers[image_id] = host.endpoint
         size = len(body) if isinstance(body, SizedHashingUpload) else None
+        meter = TransferMeter(self.progress, host=host.endpoint, attempt=self.next_attempt, what="upload",
+                              total=size)
+        body.on_chunk = meter.update
         try:
             host.upload(image_id, body)
         except ImageConflict as exc:
             # Another host holds the record in a state that refuses data: the next host inspects it.
             raise HostUnavailable(host.endpoint, "conflict", f"upload refused: {exc.detail}") from None
         finally:
+            meter.finish()
             if size is None or body.bytes_sent == size:
                 self.streamed[image_id] = (body.bytes_sent, body.sha512)
         size = body.bytes_sent
@@ -424,6 +430,25 @@ def create_image(
     :class:`FailoverError` when every host fails or the API refuses a request; no record this run made
     is then left behind (unless no host could delete it, which the message says).
     """
+    return run_create(_Run, session, spec, source, endpoints, book=book, timeouts=timeouts,
+                      chunk_size=chunk_size, progress=progress, volumes=volumes)
+
+
+def run_create(
+    make_run: Callable[..., _Run],
+    session: ks_session.Session,
+    spec: ImageSpec,
+    source: ImageSource,
+    endpoints: Sequence[str],
+    *,
+    book: HostHealthBook = HOST_HEALTH,
+    timeouts: Timeouts | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
+    volumes: AttemptVolumes | None = None,
+) -> FailoverResult:
+    """:func:`create_image` with the run ``make_run`` builds (a :class:`_Run` or a subclass that gets the
+    bytes to the host another way, e.g. :mod:`imagelib_ha.client.web_download`)."""
     if not spec.owner:
         # A caller without a resource (a script, a drill) still leaves an owned image.
         spec = dataclasses.replace(spec, owner=new_owner_token())
@@ -434,11 +459,11 @@ def create_image(
             [],
             [],
         )
-    run = _Run(
-        session,
-        spec,
-        source,
-        endpoints,
+    run = make_run(
+        session=session,
+        spec=spec,
+        source=source,
+        endpoints=endpoints,
         book=book,
         timeouts=timeouts or Timeouts(),
         chunk_size=chunk_size,

@@ -115,6 +115,8 @@ class HashingUpload:
         self._chunks = chunks
         self._hash = hashlib.sha512()
         self.bytes_sent = 0
+        # Told the running byte count after each chunk (a progress meter); never changes the bytes.
+        self.on_chunk: Callable[[int], None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
@@ -122,6 +124,8 @@ class HashingUpload:
                 continue
             self._hash.update(chunk)
             self.bytes_sent += len(chunk)
+            if self.on_chunk is not None:
+                self.on_chunk(self.bytes_sent)
             yield chunk
 
     @property

@@ -40,13 +40,13 @@ from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Up
 from imagelib_ha.client.block_storage import BlockStorage
 from imagelib_ha.client.catalog import image_cluster_endpoints
 from imagelib_ha.client.cinder_cleanup import AttemptVolumes
-from imagelib_ha.client.failover import create_image
 from imagelib_ha.client.glance import GlanceError, GlanceHost, HostUnavailable, Timeouts
 from imagelib_ha.client.host_health import HOST_HEALTH
 from imagelib_ha.client.image_key import KEY_PROPERTY, OWNER_PROPERTY, make_key, new_owner_token
 from imagelib_ha.client.image_records import delete_owned, find_image
 from imagelib_ha.client.image_source import ImageSource, is_url, parse_digest
 from imagelib_ha.client.image_spec import ImageSpec, patch_to_spec
+from imagelib_ha.client.web_download import DEFAULT_IMPORT_TIMEOUT, ImportPolicy, create_image_by_method
 from imagelib_ha.providers.access import CloudConfiguredProvider
 from imagelib_ha.providers.common import (
     SeededResource,
@@ -69,6 +69,8 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "endpoints": None,
     "connect_timeout": 3,
     "read_timeout": 30,
+    "import_method": "upload",
+    "import_timeout": DEFAULT_IMPORT_TIMEOUT,
 }
 REQUIRED = ("region", "name", "source", "disk_format", "container_format")
 INPUT_KEYS = (*REQUIRED, *INPUT_DEFAULTS)
@@ -95,7 +97,17 @@ def _timeouts(inputs: Mapping[str, Any]) -> Timeouts:
 
 
 def _progress(message: str) -> None:
-    # The provider process's stderr reaches the operator's terminal (the engine forwards it).
+    """One progress line (upload or import bytes, MB/s, host, attempt: at most one a second) for
+    ``pulumi up``'s display.
+
+    What reaches the display from a dynamic provider (pulumi 3.272): the engine reads every line a
+    provider plugin writes to stderr and emits it as an info diagnostic
+    (pulumi/pulumi ``sdk/go/common/resource/plugin/plugin.go``, ``newPlugin``'s ``runtrace``:
+    ``ctx.Diag.Infoerrf(diag.StreamMessage("" /*urn*/, msg, errStreamID))``). ``pulumi.log.info`` is no
+    better here: ``python -m pulumi.dynamic`` configures ``Settings`` without an engine address
+    (``pulumi/dynamic/__main__.py``, ``get_provider``), so ``pulumi/log.py`` falls back to printing
+    ``info: <msg>`` to the same stderr. Lines carry no URN, hence the resource type prefix.
+    """
     print(f"[FailoverImage] {message}", file=sys.stderr, flush=True)
 
 
@@ -226,8 +238,9 @@ class FailoverImageProvider(CloudConfiguredProvider):
             # Used only where a host stores images in Cinder: the volumes of abandoned attempts.
             volumes = AttemptVolumes(BlockStorage(session, region=str(inputs["region"]),
                                                   timeout=timeouts.read))
-            result = create_image(session, _spec(inputs, owner), source, endpoints, timeouts=timeouts,
-                                  progress=_progress, volumes=volumes)
+            policy = ImportPolicy(str(inputs["import_method"]), timeout=float(inputs["import_timeout"]))
+            result = create_image_by_method(session, _spec(inputs, owner), source, endpoints, policy=policy,
+                                            timeouts=timeouts, progress=_progress, volumes=volumes)
         if result.orphans:
             _progress("partial data dead hosts may have left (files: remove them on a host that mounts the "
                       "store; Cinder volumes: openstack volume delete): "

@@ -20,6 +20,7 @@ from imagelib_ha.client.health import CANARY_PROPERTY
 from imagelib_ha.client.image_format import format_problem
 from imagelib_ha.client.image_key import KEY_PROPERTY, OWNER_PROPERTY
 from imagelib_ha.client.image_source import file_sha256, is_url, parse_digest, url_credential_problem
+from imagelib_ha.client.web_download import IMPORT_METHODS
 from imagelib_ha.providers.common import contains_unknown, is_unknown
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
@@ -145,13 +146,24 @@ def tag_failures(tags: Any) -> list[CheckFailure]:
 
 def timeout_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
     failures = []
-    for key in ("connect_timeout", "read_timeout"):
+    for key in ("connect_timeout", "read_timeout", "import_timeout"):
         value = inputs.get(key)
         if is_unknown(value):
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             failures.append(CheckFailure(key, "must be a number of seconds, more than zero"))
     return failures
+
+
+def import_method_failures(method: Any, source: Any) -> list[CheckFailure]:
+    if is_unknown(method):
+        return []
+    if method not in IMPORT_METHODS:
+        return [CheckFailure("import_method", f"must be one of {', '.join(IMPORT_METHODS)}")]
+    if method == "web-download" and is_str(source) and not is_url(source):
+        return [CheckFailure("import_method", "web-download needs a URL source (a host cannot pull a local "
+                                              "file): use upload, or give the image's URL")]
+    return []
 
 
 def endpoint_failures(endpoints: Any) -> list[CheckFailure]:
@@ -181,6 +193,7 @@ def input_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
     failures += property_failures(inputs["properties"])
     failures += tag_failures(inputs["tags"])
     failures += timeout_failures(inputs)
+    failures += import_method_failures(inputs["import_method"], inputs["source"])
     failures += endpoint_failures(inputs["endpoints"])
     return failures
 

@@ -225,6 +225,12 @@ def _consistency_issues(s: StackSettings) -> list[Issue]:
                 "set it to sha256:<hex> of the file the URL serves (sha256sum), so a changed upstream "
                 "file is an error and not a silent re-upload",
             ))
+        if "://" not in image.source and image.import_method == "web-download":
+            issues.append(Issue(
+                f"images[{index}].importMethod",
+                "is web-download, but the source is a local file: a host can only pull a URL",
+                "remove importMethod (upload), or give the image's http(s) URL as its source",
+            ))
     issues += _image_identity_issues(s)
     minimum = s.health.min_healthy_hosts
     if minimum is not None and s.hosts and minimum > len(s.hosts):

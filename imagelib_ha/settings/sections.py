@@ -214,6 +214,10 @@ class ImageSettings(_Model):
     key: Name | None = None
     # sha256 of a URL source's bytes, "sha256:<64 hex digits>": pins what the URL must serve.
     digest: Annotated[str, AfterValidator(_sha256_digest)] | None = None
+    # How a URL's bytes reach the store: uploaded by the client, or pulled by the host itself.
+    import_method: Literal["upload", "web-download", "auto"] = "upload"
+    # Bound of one host's web-download: nothing tells a slow download from a stalled one.
+    import_timeout_seconds: Seconds = 1800
     protect: bool | None = None
 
 

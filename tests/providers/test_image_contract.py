@@ -74,18 +74,24 @@ def test_every_image_input_with_a_non_default_value_as_the_engine_sends_it(tmp_p
     news = {"region": "RegionOne", "name": "every-key", "source": str(source), "disk_format": "raw",
             "container_format": "ovf", "visibility": "public", "properties": {"os_distro": "cirros"},
             "tags": ["a", "b"], "identity": "p/s/every", "digest": digest, "health": "health-id",
-            "endpoints": ["http://h1.test:9494"], "connect_timeout": 7, "read_timeout": 45}
+            "endpoints": ["http://h1.test:9494"], "connect_timeout": 7, "read_timeout": 45,
+            "import_method": "auto", "import_timeout": 600}
     with configured_server(OFFLINE_CLOUD) as server:
         checked = server.check(IMAGE_URN, {}, news)
         assert checked.failures == []
         inputs = checked.inputs
         assert (inputs["connect_timeout"], inputs["read_timeout"]) == (7, 45)
+        assert (inputs["import_method"], inputs["import_timeout"]) == ("auto", 600)
         assert inputs["key"] == f"p/s/every:{digest[7:23]}:raw/ovf"
         state = {**inputs, "owner": "tok", "image_id": "i", "status": "active"}
         same = server.diff("i", IMAGE_URN, state, inputs)
         assert (same.changes, same.replaces) == ("DIFF_NONE", [])
         slower = server.check(IMAGE_URN, state, {**news, "connect_timeout": 9, "read_timeout": 60}).inputs
         assert server.diff("i", IMAGE_URN, state, slower).replaces == []
+        # How the bytes get there is not the image: another method updates in place, replaces nothing.
+        pulled = server.check(IMAGE_URN, state, {**news, "import_method": "upload"}).inputs
+        moved = server.diff("i", IMAGE_URN, state, pulled)
+        assert (moved.changes, moved.replaces) == ("DIFF_SOME", [])
         unpinned = server.check(IMAGE_URN, {}, {**news, "source": "https://user:pw@images.test/x.img",
                                                 "digest": None})
         assert [p for p, _ in unpinned.failures] == ["source"]

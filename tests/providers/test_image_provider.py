@@ -97,11 +97,11 @@ def test_check_names_each_bad_input_and_never_echoes_the_password(image_file: Pa
         image_file, disk_format="qcow3", container_format="box", visibility="everyone",
         source=str(image_file) + ".missing", properties={"id": "x", "size": "1", "ok": 5,
                                                          OWNER_PROPERTY: "x"}, tags="lab",
-        read_timeout=0, identity="", digest="md5:abc",
+        read_timeout=0, identity="", digest="md5:abc", import_method="ftp", import_timeout=-1,
     ))
     failed = sorted({prop for prop, _ in ((f.property, f.reason) for f in result.failures)})
-    assert failed == ["cloud", "container_format", "digest", "disk_format", "identity", "properties",
-                      "read_timeout", "tags", "visibility"]
+    assert failed == ["cloud", "container_format", "digest", "disk_format", "identity", "import_method",
+                      "import_timeout", "properties", "read_timeout", "tags", "visibility"]
     text = " ".join(f.reason for f in result.failures)
     assert "'id' is set by Glance" in text and "'ok' must be a string" in text and OWNER_PROPERTY in text
     assert PASSWORD not in text
@@ -321,3 +321,10 @@ def test_resource_class_type_token_and_seeded_outputs() -> Any:
         assert "cloud" not in inputs and "provider_version" not in inputs
 
     return pulumi.Output.all(image.image_id, image.key).apply(verify)
+
+
+def test_check_refuses_web_download_of_a_local_file(image_file: Path) -> None:
+    result = provider().check({}, news(image_file, import_method="web-download"))
+    assert [f.property for f in result.failures] == ["import_method"]
+    assert "needs a URL source" in result.failures[0].reason
+    assert provider().check({}, news(image_file, import_method="auto")).failures == []
