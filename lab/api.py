@@ -17,11 +17,14 @@ import requests
 
 from lab import glance, procs
 from lab.agent import AGENT_PID_FILE, component_pids
+from lab.host_faults import HOST_FAULTS
 from lab.identity import IdentityAdmin, bootstrap_operator
 from lab.keystone import Keystone, wait_ok
+from lab.machines import HostMachines
 from lab.paths import REPO_ROOT, default_state_dir, lab_venv_bin
 from lab.postgres import Postgres, ensure_server_installed
 from lab.settings import REGION_ONE, REGION_TWO, LabConfig, load_config, load_or_create, release_ports
+from lab.sshd import ensure_openssh_installed
 
 
 class LabError(RuntimeError):
@@ -49,9 +52,10 @@ class Lab:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def setup(self) -> None:
-        """Check/install what the lab needs on this machine (PostgreSQL server, the lab venv)."""
+        """Check/install what the lab needs on this machine (PostgreSQL and OpenSSH servers, the lab venv)."""
         lab_venv_bin()
         ensure_server_installed()
+        ensure_openssh_installed()
 
     def up(
         self, hosts: int | None = None, *, region_two_hosts: int | None = None,
@@ -178,6 +182,7 @@ class Lab:
                 time.sleep(0.1)
             procs.stop_group(pid)
         self._stop_orphan_glances(cfg)
+        HostMachines(cfg).stop_all()  # holders and sshds a dead agent left behind, by pid file
         Keystone(cfg).stop()
         Postgres(cfg).stop()
 
@@ -321,6 +326,15 @@ class Lab:
 
     def undrain(self, name: str) -> None:
         self._host_action(name, "undrain")
+
+    def host_fault(self, name: str, action: str, *args: str) -> None:
+        """A machine-level fault on one host (lab.host_faults.HOST_FAULTS names them and their args)."""
+        if action not in HOST_FAULTS:
+            raise LabError(f"unknown host fault {action!r}; known: {', '.join(HOST_FAULTS)}")
+        names = HOST_FAULTS[action][1]
+        if len(args) != len(names):
+            raise LabError(f"{action} takes {' '.join(n.upper() for n in names) or 'no arguments'}")
+        self._host_action(name, action, dict(zip(names, args, strict=True)))
 
     def grant_role(self, name: str) -> None:
         """Give a host the role at once (no convergence delay, no HTTP resmgr): for fixtures."""

@@ -11,10 +11,12 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab import procs
+from lab.host_ns import CONF_DIR_IN_HOST
 from lab.keystone import _gunicorn_conf, procs_popen, wait_ok
 from lab.paths import lab_venv_bin
 from lab.settings import REGION_ONE, LabConfig
@@ -122,14 +124,23 @@ def write_instance_files(cfg: LabConfig, inst: GlanceInstance, *, store_path: Pa
 
 
 def start(
-    cfg: LabConfig, inst: GlanceInstance, *, use_namespace: bool, log_file: Path
+    cfg: LabConfig, inst: GlanceInstance, *, use_namespace: bool, log_file: Path,
+    enter_host: Sequence[str] = (), render: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """Start inst's Glance; returns the process leading its group."""
+    """Start inst's Glance; returns the process leading its group.
+
+    enter_host: the argv prefix entering a host's long-lived namespace (its store already mounted and
+    its config dir seen at /etc/glance, where Glance is then told to read it). render=False restarts
+    the service on the config as it is (a hand edit survives a restart, not a converge)."""
     store_path = cfg.store_path if use_namespace else inst.store_source
-    write_instance_files(cfg, inst, store_path=store_path, log_file=log_file)
+    if render:
+        write_instance_files(cfg, inst, store_path=store_path, log_file=log_file)
     gunicorn = str(lab_venv_bin() / "gunicorn")
     env = {**os.environ, "OS_GLANCE_CONFIG_DIR": str(inst.conf_dir)}
-    if use_namespace:
+    if enter_host:
+        env["OS_GLANCE_CONFIG_DIR"] = str(CONF_DIR_IN_HOST)
+        argv = [*enter_host, gunicorn]
+    elif use_namespace:
         cfg.store_path.mkdir(parents=True, exist_ok=True)
         # unshare execs (no fork) so the leader pid stays the gunicorn master's after `exec`.
         argv = [
