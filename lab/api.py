@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from lab import glance, procs
+from lab import glance, procs, sshd
 from lab.agent import AGENT_PID_FILE, component_pids
 from lab.host_faults import HOST_FAULTS
 from lab.identity import IdentityAdmin, bootstrap_operator
@@ -269,7 +269,18 @@ class Lab:
             "OS_PROJECT_NAME": a.project_name, "OS_USER_DOMAIN_NAME": a.user_domain_name,
             "OS_PROJECT_DOMAIN_NAME": a.project_domain_name, "PCD_LAB_PASSWORD": a.password,
             "OS_CLIENT_CONFIG_FILE": str(self.write_clouds_yaml()),
+            **self._ssh_env(cfg),
         }
+
+    @staticmethod
+    def _ssh_env(cfg: LabConfig) -> dict[str, str]:
+        """The lab client's SSH key (its text), known_hosts and ssh_config, for the host checks
+        (none without namespaces: the hosts then run no sshd)."""
+        key = sshd.client_key(cfg)
+        if not key.exists() or not sshd.known_hosts(cfg).exists():
+            return {}
+        return {"PCD_LAB_SSH_KEY": key.read_text(), "PCD_LAB_KNOWN_HOSTS": str(sshd.known_hosts(cfg)),
+                "PCD_LAB_SSH_CONFIG": str(sshd.ssh_config(cfg))}
 
     def write_clouds_yaml(self) -> Path:
         """Write ``<state>/clouds.yaml`` with the entry ``pcd-lab`` (owner-only: it holds the password)."""
