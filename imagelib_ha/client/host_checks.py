@@ -25,9 +25,9 @@ from __future__ import annotations
 import posixpath
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from imagelib_ha.client.health_report import ExpectedStore
+from imagelib_ha.client.health_report import ExpectedStore, HealthReport
 from imagelib_ha.client.host_access import HostAccess
 from imagelib_ha.client.host_log import LogCursor, classify
 from imagelib_ha.client.host_probe import SCRIPT, HostFacts, parse, script_args
@@ -262,3 +262,25 @@ def _outside_majority(values: Mapping[str, str]) -> list[str]:
     if len(counts) > 1 and counts[0][1] == counts[1][1]:
         return sorted(values)  # no majority: every host is suspect
     return sorted(h for h, v in values.items() if v != counts[0][0])
+
+
+def apply_host_checks(report: HealthReport, results: Mapping[str, HostCheckResult]) -> HealthReport:
+    """``report`` with each host's check results: a wrong config or mount makes a serving host
+    ``misconfigured``, an inactive unit or CRITICAL log ``unhealthy``; findings that leave it serving
+    (``degraded``) and checks that could not run (``unknown``) keep its HTTP status, so they never
+    reduce the serving count that ``minHealthyHosts`` is compared with."""
+    rows = []
+    for row in report.hosts:
+        result = results.get(row.hostname or "")
+        if result is None:
+            rows.append(replace(row, host_checks="unknown",
+                                host_detail="no hostname to reach it over SSH (resmgr reports none)"))
+            continue
+        status, reason = row.status, row.reason
+        if row.status == "serving" and result.misconfigured:
+            status, reason = "misconfigured", result.summary()
+        elif row.status == "serving" and result.state == "unhealthy":
+            status, reason = "unhealthy", result.summary()
+        rows.append(replace(row, status=status, reason=reason, host_checks=result.state,
+                            host_failed_checks=tuple(result.failed_checks), host_detail=result.summary()))
+    return replace(report, hosts=rows, host_checks_ran=True)
