@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LAB_VENV := .venv-lab
 
-.PHONY: setup venv lab-venv up preview refresh down test lint bench lab-up lab-down lab-status
+.PHONY: setup venv lab-venv up preview refresh down test lint bench lab-up lab-down lab-status doctor
 
 setup: venv lab-venv
 
@@ -56,3 +56,7 @@ lab-down: venv
 	$(PY) -m lab down
 lab-status: venv
 	$(PY) -m lab status
+
+## On-call check of the running lab, read-only (exit 0 healthy, 1 unhealthy, 2 degraded/unknown).
+doctor: venv
+	eval "$$($(PY) -m imagelib_ha.deploy env)" && $(PY) -m imagelib_ha doctor --stack lab

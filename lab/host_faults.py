@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import io
 import os
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,7 @@ class HostFaults:
     def _log_error(self, h: HostRuntime, text: str) -> None:
         pid = h.proc.pid if h.proc is not None else os.getpid()
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        line = (f"{stamp} {pid} ERROR glance.api.v2.images [None req-{os.urandom(16).hex()} - - - - - -] "
+        line = (f"{stamp} {pid} ERROR glance.api.v2.images [None req-{uuid.uuid4()} - - - - - -] "
                 f"{text}\n")
         with open(self.machines.ns(h.spec).log_file, "a") as f:
             f.write(line)
