@@ -15,9 +15,10 @@ Each check gives a finding with a state:
 The host's HTTP checks stay the truth for *serving*: ``systemctl`` reads ``active`` for a frozen Glance,
 so a host is never called serving from its unit alone.
 
-Log cursors: the first check of a host only sets its cursor (lines from before it, e.g. a Glance
-start's warnings during convergence, never count); later checks count what was logged since. The
-caller keeps the cursors between runs (``cursors``/``new_cursors``).
+Log cursors: the first check of a host only sets its cursor (lines from before it never count), and
+so does the first check after the service (re)started (a new main pid: a converge restarts Glance,
+which logs errors while starting); later checks count what was logged since. The caller keeps the
+cursors between runs (``cursors``).
 """
 
 from __future__ import annotations
@@ -127,9 +128,11 @@ class HostChecker:
             facts[host] = parsed
         for host, f in facts.items():
             findings = [*self._unit(f), *self._log(host, f), *self._config(f), *self._mount(f)]
-            results[host] = HostCheckResult(host, tuple(findings), f.log_cursor)
+            cursor = None
             if f.log_cursor is not None:
-                self.cursors[host] = f.log_cursor
+                cursor = replace(f.log_cursor, pid=_main_pid(f))
+                self.cursors[host] = cursor
+            results[host] = HostCheckResult(host, tuple(findings), cursor)
         _compare_across_hosts(facts, results)
         return {h: results[h] for h in hosts}
 
@@ -156,8 +159,13 @@ class HostChecker:
     def _log(self, host: str, f: HostFacts) -> list[Finding]:
         if f.log_cursor is None:
             return [Finding("log", "degraded", f"no log at {self.spec.log_path} (set health.logPath)")]
-        if host not in self.cursors:
+        previous = self.cursors.get(host)
+        if previous is None:
             return [Finding("log", "ok", "first check: cursor set, earlier lines never count")]
+        pid = _main_pid(f)
+        if previous.pid and pid and previous.pid != pid:
+            return [Finding("log", "ok", f"the service restarted since the last check (pid {previous.pid} -> "
+                                         f"{pid}): cursor reset, its start-up lines do not count")]
         errs = classify(f.log_lines, own_request_ids=self.spec.own_request_ids, truncated=f.log_truncated)
         own = f" ({errs.discounted} of this project's aborted requests not counted)" \
             if errs.discounted else ""
@@ -207,6 +215,10 @@ class HostChecker:
             findings.append(Finding("store-writable", "unhealthy",
                                     f"the glance user (uid {m.glance_uid}) cannot write {path}"))
         return findings
+
+
+def _main_pid(f: HostFacts) -> int:
+    return next((u.main_pid for u in f.units if u.main_pid), 0)
 
 
 def store_config_problem(config: Mapping[str, Mapping[str, str]], expected: ExpectedStore) -> str | None:

@@ -1,6 +1,8 @@
 """Errors in a host's Glance log since a cursor: what counts, what is quoted, what is hidden.
 
-The cursor is the log file's inode and a byte offset. Lines before it never count again; when the log
+The cursor is the log file's inode and a byte offset. Lines before it never count again; nor do
+lines from before the service's last (re)start (a converge restarts Glance, which logs errors while
+starting): the cursor keeps the service's main pid, and a new pid resets it. When the log
 was rotated (renamed, a new file created, as logrotate does) the rest of the old file is read through
 its inode and then the new file from its start, so a rotation loses no error. The host side of this
 (the shell in ``host_probe``) prints only the ERROR and CRITICAL lines, at most ``MAX_LOG_BYTES``; this
@@ -37,13 +39,16 @@ _SECRETS = [
 
 @dataclass(frozen=True)
 class LogCursor:
-    """Where the last check stopped reading: the log file's inode and the offset in it."""
+    """Where the last check stopped reading: the log file's inode and the offset in it, and the
+    service's main pid then (0: unknown). A new pid means the service (re)started since: what it
+    logged while starting (a converge restarts it) is start-up noise, not a fault of the running host."""
 
     inode: int
     offset: int
+    pid: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"inode": self.inode, "offset": self.offset}
+        return {"inode": self.inode, "offset": self.offset, "pid": self.pid}
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ def cursor_file(consumer: str, region: str) -> Path:
 def load(path: Path) -> dict[str, LogCursor]:
     try:
         data = json.loads(path.read_text())
-        return {host: LogCursor(int(c["inode"]), int(c["offset"])) for host, c in data.items()}
+        return {host: LogCursor(int(c["inode"]), int(c["offset"]), int(c.get("pid") or 0))
+                for host, c in data.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}  # no file yet (or unreadable): every host starts with a baseline
 

@@ -13,6 +13,7 @@ import asyncssh
 import pytest
 from drillkit import REGION_ONE_HOSTS, host, session_of
 
+from imagelib_ha import doctor
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthReport, RoleHost
 from imagelib_ha.client.host_access import HostAccess
 from imagelib_ha.client.host_checks import HostChecker, HostCheckSpec
@@ -191,3 +192,21 @@ def test_unmount_uid_skew_and_a_hand_edited_config_each_flag_their_host(
         after.close()
     assert {n: row[0] for n, row in rows(healed).items()} == {n: "serving" for n in REGION_ONE_HOSTS}, \
         healed.table()
+
+
+def test_doctor_exits_0_then_1_naming_the_host_whose_service_stopped(
+    drill_lab: DrillLab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab, status = drill_lab
+    for key, value in {**lab.env(), "PCD_LAB_STORE_PATH": status["store_path"],
+                       "PCD_IMAGELIB_HA_STATE_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(key, value)
+    stack_file = ["--stack-file", str(Path(__file__).resolve().parents[2] / "Pulumi.lab.yaml")]
+    assert doctor.main(stack_file) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    lab.host_fault("lab-host-2.lab.local", "service-stop")
+    assert doctor.main(stack_file) == 1
+    out = capsys.readouterr().out
+    failing = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert len(failing) == 1 and "lab-host-2.lab.local" in failing[0], out
+    assert "PRIVATE KEY" not in out and status["admin"]["password"] not in out
