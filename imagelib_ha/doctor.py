@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from imagelib_ha.client import log_cursors
+from imagelib_ha.client import log_cursors, own_requests
 from imagelib_ha.client.errors import PcdError
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthReport
 from imagelib_ha.client.host_access import HostAccess
@@ -99,7 +99,8 @@ def run(settings: StackSettings, *, canary: bool, env: Mapping[str, str]) -> Hea
     cursor_path = log_cursors.cursor_file("doctor", settings.region)
     if settings.host_access is not None:
         access = HostAccess.from_dict(resolve_host_access(settings.host_access, env))
-        spec = HostCheckSpec(settings.health.service_unit, settings.health.log_path, expected)
+        spec = HostCheckSpec(settings.health.service_unit, settings.health.log_path, expected,
+                             own_request_ids=own_requests.recent_aborted())
         host_checker = HostChecker(access, spec, log_cursors.load(cursor_path))
     checker = HealthChecker(session, region=settings.region, expected_store=expected,
                             probe_timeout=settings.health.probe_timeout_seconds, host_checker=host_checker)

@@ -19,12 +19,15 @@ from imagelib_ha.client.host_log import LogCursor
 STATE_DIR_ENV = "PCD_IMAGELIB_HA_STATE_DIR"
 
 
-def cursor_file(consumer: str, region: str) -> Path:
+def state_dir() -> Path:
     base = os.environ.get(STATE_DIR_ENV)
     if base:
-        root = Path(base)
-    else:
-        root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pcd-imagelib-ha"
+        return Path(base)
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pcd-imagelib-ha"
+
+
+def cursor_file(consumer: str, region: str) -> Path:
+    root = state_dir()
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{consumer}-{region}")
     return root / f"log-cursors-{safe}.json"
 

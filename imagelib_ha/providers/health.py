@@ -37,7 +37,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from imagelib_ha.client import log_cursors
+from imagelib_ha.client import log_cursors, own_requests
 from imagelib_ha.client.errors import PcdError
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthReport, RoleHost
 from imagelib_ha.client.host_access import HostAccess
@@ -291,7 +291,8 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
         if self._host_access is None:
             return None
         spec = HostCheckSpec(service_unit=str(inputs["service_unit"] or DEFAULT_SERVICE_UNIT),
-                             log_path=str(inputs["log_path"] or DEFAULT_LOG_PATH), expected_store=expected)
+                             log_path=str(inputs["log_path"] or DEFAULT_LOG_PATH), expected_store=expected,
+                             own_request_ids=own_requests.recent_aborted())
         cursors = log_cursors.load(log_cursors.cursor_file("health", str(inputs["region"])))
         return HostChecker(self._host_access, spec, cursors)
 
