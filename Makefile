@@ -7,7 +7,7 @@ LAB_VENV := .venv-lab
 # The stack to deploy: Pulumi.$(STACK).yaml (`make up STACK=lab-cinder` for the Block Storage variant).
 STACK ?= lab
 
-.PHONY: setup venv lab-venv up preview refresh down test lint bench lab-up lab-down lab-status
+.PHONY: setup venv lab-venv up preview refresh down test lint bench lab-up lab-down lab-status doctor
 
 setup: venv lab-venv
 
@@ -58,3 +58,7 @@ lab-down: venv
 	$(PY) -m lab down
 lab-status: venv
 	$(PY) -m lab status
+
+## On-call check of the running lab, read-only (exit 0 healthy, 1 unhealthy, 2 degraded/unknown).
+doctor: venv
+	eval "$$($(PY) -m imagelib_ha.deploy env)" && $(PY) -m imagelib_ha doctor --stack lab

@@ -104,6 +104,8 @@ class ImageLibraryHA(pulumi.ComponentResource):
                 "audit_images": health.audit_images,
                 "service_unit": health.service_unit,
                 "log_path": health.log_path,
+                # Whether hostAccess is configured (the access itself is read by the provider).
+                "host_checks": settings.host_access is not None,
                 "lab": settings.lab,
             },
             pulumi.ResourceOptions(parent=self, depends_on=[self.host_roles.roles]),

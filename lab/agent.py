@@ -18,6 +18,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from lab import glance, procs
+from lab.host_faults import HOST_FAULTS, HostFaults
 from lab.identity import IdentityAdmin
 from lab.keystone import Keystone
 from lab.postgres import Postgres
@@ -93,6 +94,8 @@ class AgentApp:
                 sup.drain(name, action == "drain")
             elif action == "remove":
                 sup.remove_host(name)
+            elif action in HOST_FAULTS:
+                HostFaults(sup).apply(name, action, body)
             else:
                 raise HTTPError(404, f"unknown host action {action!r}")
             return sup.status()

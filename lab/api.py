@@ -17,10 +17,12 @@ from typing import Any
 import requests
 
 from lab import cinder as lab_cinder
-from lab import glance, procs
+from lab import glance, procs, sshd
 from lab.agent import AGENT_PID_FILE, component_pids
+from lab.host_faults import HOST_FAULTS
 from lab.identity import IdentityAdmin, bootstrap_operator
 from lab.keystone import Keystone, wait_ok
+from lab.machines import HostMachines
 from lab.paths import REPO_ROOT, default_state_dir, lab_venv_bin
 from lab.postgres import Postgres, ensure_server_installed
 from lab.settings import (
@@ -32,6 +34,7 @@ from lab.settings import (
     load_or_create,
     release_ports,
 )
+from lab.sshd import ensure_openssh_installed
 
 
 class LabError(RuntimeError):
@@ -59,10 +62,11 @@ class Lab:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def setup(self, *, cinder: bool = False) -> None:
-        """Check/install what the lab needs on this machine (PostgreSQL server, the lab venv); with
-        ``cinder``, also Debian's rabbitmq-server and qemu-utils and the venv's Cinder."""
+        """Check/install what the lab needs on this machine (PostgreSQL and OpenSSH servers, the lab
+        venv); with ``cinder``, also Debian's rabbitmq-server and qemu-utils and the venv's Cinder."""
         lab_venv_bin()
         ensure_server_installed()
+        ensure_openssh_installed()
         if cinder:
             lab_cinder.ensure_installed()
 
@@ -228,6 +232,7 @@ class Lab:
                 time.sleep(0.1)
             procs.stop_group(pid)
         self._stop_orphan_glances(cfg)
+        HostMachines(cfg).stop_all()  # holders and sshds a dead agent left behind, by pid file
         lab_cinder.stop_all(cfg)
         Keystone(cfg).stop()
         Postgres(cfg).stop()
@@ -320,7 +325,18 @@ class Lab:
             "OS_PROJECT_NAME": a.project_name, "OS_USER_DOMAIN_NAME": a.user_domain_name,
             "OS_PROJECT_DOMAIN_NAME": a.project_domain_name, "PCD_LAB_PASSWORD": a.password,
             "OS_CLIENT_CONFIG_FILE": str(self.write_clouds_yaml()),
+            **self._ssh_env(cfg),
         }
+
+    @staticmethod
+    def _ssh_env(cfg: LabConfig) -> dict[str, str]:
+        """The lab client's SSH key (its text), known_hosts and ssh_config, for the host checks
+        (none without namespaces: the hosts then run no sshd)."""
+        key = sshd.client_key(cfg)
+        if not key.exists() or not sshd.known_hosts(cfg).exists():
+            return {}
+        return {"PCD_LAB_SSH_KEY": key.read_text(), "PCD_LAB_KNOWN_HOSTS": str(sshd.known_hosts(cfg)),
+                "PCD_LAB_SSH_CONFIG": str(sshd.ssh_config(cfg))}
 
     def write_clouds_yaml(self) -> Path:
         """Write ``<state>/clouds.yaml`` with the entry ``pcd-lab`` (owner-only: it holds the password)."""
@@ -406,6 +422,15 @@ class Lab:
         if cfg.cinder is None:
             raise LabError(f"the lab in {self.state_dir} runs without Cinder: `python -m lab up --cinder`")
         return lab_cinder.Cinder(cfg)
+
+    def host_fault(self, name: str, action: str, *args: str) -> None:
+        """A machine-level fault on one host (lab.host_faults.HOST_FAULTS names them and their args)."""
+        if action not in HOST_FAULTS:
+            raise LabError(f"unknown host fault {action!r}; known: {', '.join(HOST_FAULTS)}")
+        names = HOST_FAULTS[action][1]
+        if len(args) != len(names):
+            raise LabError(f"{action} takes {' '.join(n.upper() for n in names) or 'no arguments'}")
+        self._host_action(name, action, dict(zip(names, args, strict=True)))
 
     def grant_role(self, name: str) -> None:
         """Give a host the role at once (no convergence delay, no HTTP resmgr): for fixtures."""

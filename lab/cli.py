@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from lab.api import Lab, LabError
+from lab.host_faults import HOST_FAULTS
 from lab.paths import LabSetupError
 
 HOST_ACTIONS = {
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("env", help="print OS_* exports for the lab's admin")
     for action, text in HOST_ACTIONS.items():
         sub.add_parser(action, help=text).add_argument("host", help="host name, id or hostname")
+    for action, (text, arg_names) in HOST_FAULTS.items():
+        fp = sub.add_parser(action, help=text)
+        fp.add_argument("host", help="host name, id or hostname")
+        for arg in arg_names:
+            fp.add_argument(arg)
     add = sub.add_parser("add-host", help="enrol one more host (no role) while the lab runs")
     add.add_argument("--region", default="RegionOne", choices=["RegionOne", "RegionTwo"])
     sub.add_parser("remove-host", help="take a host without a role out of the lab").add_argument("host")
@@ -99,6 +105,7 @@ def print_status(st: dict[str, Any]) -> None:
         print(f"  {h['name']:<15} {h['region']:<10} {h['url']:<24} pid {h['pid'] or '-':<8} "
               f"{'up' if h['running'] else 'down':<5}{(' ' + ','.join(flags)) if flags else ''} "
               f"roles {h['roles'] or '-'} {h['role_status'] or ''}/{h['role_state'] or '-'} "
+              f"ssh {h.get('ssh_port') or '-'}{'' if h.get('sshd_running', True) else ' (down)'} "
               f"endpoint {h['endpoint'] or '-'}{('  ' + h['message']) if h.get('message') else ''}")
     _print_cinder(st.get("cinder") or {})
     print(f"  logs          {st['logs_dir']}")
@@ -160,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd in HOST_ACTIONS:
             method = args.cmd.replace("-", "_")
             getattr(lab, method)(args.host)
+            print(f"{args.cmd} {args.host}: done")
+        elif args.cmd in HOST_FAULTS:
+            lab.host_fault(args.host, args.cmd, *(getattr(args, n) for n in HOST_FAULTS[args.cmd][1]))
             print(f"{args.cmd} {args.host}: done")
         elif args.cmd == "add-host":
             print(f"added {lab.add_host(args.region)} in {args.region}")

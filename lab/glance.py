@@ -11,10 +11,12 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab import host_store, nfs_emulation, procs
+from lab.host_ns import CONF_DIR_IN_HOST
 from lab.image_source import import_filtering_section
 from lab.keystone import _gunicorn_conf, procs_popen, wait_ok
 from lab.paths import lab_venv_bin
@@ -137,26 +139,40 @@ _NS_SETUP = (
 
 
 def start(
-    cfg: LabConfig, inst: GlanceInstance, *, use_namespace: bool, log_file: Path
+    cfg: LabConfig, inst: GlanceInstance, *, use_namespace: bool, log_file: Path,
+    enter_host: Sequence[str] = (), render: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """Start inst's Glance; returns the process leading its group."""
+    """Start inst's Glance; returns the process leading its group.
+
+    enter_host: the argv prefix entering a host's long-lived namespaces (lab.host_ns: its hostname, its
+    file store already bound at the blueprint's path, its config dir seen at /etc/glance, where Glance
+    is then told to read it; for a Cinder store, nested in the export namespace). render=False restarts
+    the service on the config as it is (a hand edit survives a restart, not a converge)."""
     file_store = inst.store if isinstance(inst.store, host_store.FileStore) else None
     store_path = file_store.path if file_store is not None and use_namespace else inst.store_source
-    write_instance_files(cfg, inst, store_path=store_path, log_file=log_file)
+    if render:
+        write_instance_files(cfg, inst, store_path=store_path, log_file=log_file)
     gunicorn = str(lab_venv_bin() / "gunicorn")
     env = {**os.environ, "OS_GLANCE_CONFIG_DIR": str(inst.conf_dir)}
     enter: list[str] = []
     if isinstance(inst.store, host_store.CinderStore):
         # The mount-count file under the mount point base survives a crash and would make the next
-        # attach skip its mount: the host's mounts died with its namespace, so start from nothing.
+        # attach skip its mount: the host's share mounts are gone (the caller unmounted them), so
+        # start from nothing.
         shutil.rmtree(inst.cinder_mount_point_base, ignore_errors=True)
         inst.cinder_mount_point_base.mkdir(parents=True)
         # The lab's mount/mount.nfs/sudo helpers first; inside the export namespace (the "share").
         env["PATH"] = nfs_emulation.path_with_helpers(cfg)
-        enter = nfs_emulation.ExportNamespace(cfg).enter(inst.run_dir)
+        if not enter_host:
+            enter = nfs_emulation.ExportNamespace(cfg).enter(inst.run_dir)
+    if enter_host:
+        env["OS_GLANCE_CONFIG_DIR"] = str(CONF_DIR_IN_HOST)
+        return procs.spawn([*enter_host, gunicorn], cwd=inst.run_dir, env=env,
+                           log_path=log_file.with_suffix(".out"))
     if not use_namespace:
         return procs.spawn([*enter, gunicorn], cwd=inst.run_dir, env=env,
                            log_path=log_file.with_suffix(".out"))
+    # The public control-plane Glance: a private namespace of its own, made here.
     hosts_file = inst.run_dir / "hosts"
     if inst.hostname:
         short = inst.hostname.split(".")[0]

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from lab import glance, host_store, procs
 from lab.identity import IdentityAdmin
+from lab.machines import HostMachines
 from lab.settings import REGION_ONE, HostSpec, LabConfig, grow_hosts, load_config, release_port
 
 GLANCE_ROLE = "pf9-glance-role"
@@ -82,6 +83,8 @@ class Supervisor:
                 "imageLibraryStorage": str(cfg.store_path),
                 "imageLibrarySharedStorage": True,
             }
+        # Hosts as machines reachable over SSH need their own long-lived namespaces.
+        self.machines = HostMachines(cfg) if use_namespace else None
         self.public_proc: subprocess.Popen[bytes] | None = None
         self.public_ready = threading.Event()
         self.public_error = ""
@@ -115,12 +118,26 @@ class Supervisor:
         return host_store.from_blueprint(blueprint, self.cfg.store_path)
 
     def log_file(self, name: str) -> Path:
+        if self.machines is not None and name in self.hosts_by_name():
+            return self.machines.ns(self.cfg.host(name)).log_file  # /var/log/airctl/ inside the host
         return self.cfg.logs_dir / f"{name}-glance.log"
+
+    def hosts_by_name(self) -> set[str]:
+        return {h.spec.name for h in self.hosts.values()}
+
+    def start_machines(self) -> None:
+        """Every host's namespace and sshd (a machine runs sshd with or without the role)."""
+        if self.machines is None:
+            return
+        for h in list(self.hosts.values()):
+            inst = self.glance_instance(h)
+            self.machines.start(h.spec, inst.store_source, inst.conf_dir)
 
     # ---- public control-plane Glance ----------------------------------------------------------
     def start_public(self) -> None:
         inst = self.public_instance()
         try:
+            self.start_machines()
             self.public_proc = glance.start(self.cfg, inst, use_namespace=self.use_namespace,
                                             log_file=self.log_file(inst.name))
             glance.wait_ready(inst, self.public_proc, self.log_file(inst.name))
@@ -136,7 +153,10 @@ class Supervisor:
             spec = next(h for h in self.cfg.hosts if h.id not in self.hosts)
             self.hosts[spec.id] = HostRuntime(spec=spec)
             self.cfg.save()
-            return spec
+        if self.machines is not None:
+            inst = self.glance_instance(self.hosts[spec.id])
+            self.machines.start(spec, inst.store_source, inst.conf_dir)
+        return spec
 
     def remove_host(self, key: str) -> None:
         """Take a host out of the region; refused while it holds a role or runs Glance."""
@@ -144,16 +164,31 @@ class Supervisor:
             h = self.find(key)
             if h.roles or h.busy or h.proc is not None:
                 raise ValueError(f"{h.spec.name} holds a role or runs Glance: revoke its role first")
+            if self.machines is not None:
+                self.machines.stop(h.spec)
             del self.hosts[h.spec.id]
             self.cfg.hosts = [s for s in self.cfg.hosts if s.id != h.spec.id]
             self.cfg.save()
+            if self.machines is not None:
+                self.machines.publish()
             release_port(self.cfg, h.spec.port)
 
     # ---- host Glance processes ----------------------------------------------------------------
-    def _start_glance(self, h: HostRuntime) -> None:
+    def _start_glance(self, h: HostRuntime, *, render: bool = True) -> None:
         inst = self.glance_instance(h)
+        enter: list[str] = []
+        if self.machines is not None:
+            self.machines.start(h.spec, inst.store_source, inst.conf_dir, store=inst.store, converge=render)
+            ns = self.machines.ns(h.spec)
+            if isinstance(inst.store, host_store.CinderStore):
+                # Shares glance_store mounted for the Glance that ran before: its mount-count file is
+                # wiped at start, so the mounts go too (the host's namespace outlives its Glance).
+                ns.unmount_under(inst.cinder_mount_point_base)
+            enter = ns.nsenter(wd=inst.run_dir)
         h.proc = glance.start(self.cfg, inst, use_namespace=self.use_namespace,
-                              log_file=self.log_file(h.spec.name))
+                              log_file=self.log_file(h.spec.name), enter_host=enter, render=render)
+        if self.machines is not None:
+            self.machines.ns(h.spec).glance_started(h.proc.pid, inst.conf_file)
         h.frozen = False
         glance.wait_ready(inst, h.proc, self.log_file(h.spec.name))
 
@@ -181,6 +216,14 @@ class Supervisor:
         self.reload_cinder()
         with self.lock:
             h.store = self.desired_store(h)
+
+    def stop_service(self, h: HostRuntime) -> None:
+        """`systemctl stop`: the service goes, the role and its endpoint stay."""
+        self._stop_glance(h)
+
+    def start_service(self, h: HostRuntime) -> None:
+        """`systemctl start`: on the config as it is (only a converge renders it again)."""
+        self._start_glance(h, render=False)
 
     def running(self, h: HostRuntime) -> bool:
         return h.proc is not None and h.proc.poll() is None
@@ -367,6 +410,8 @@ class Supervisor:
         serving = [h for h in self.hosts.values() if h.proc is not None]
         for h in serving:
             self._stop_glance(h)
+            if self.machines is not None:
+                self.machines.ns(h.spec).mount_store(self.glance_instance(h).store_source)
         threads = [threading.Thread(target=self._start_glance, args=(h,)) for h in serving]
         for t in threads:
             t.start()
@@ -427,6 +472,8 @@ class Supervisor:
     def shutdown(self) -> None:
         for h in self.hosts.values():
             self._stop_glance(h)
+        if self.machines is not None:
+            self.machines.stop_all()
         if self.public_proc is not None:
             procs.stop_group(self.public_proc.pid)
 
@@ -478,6 +525,7 @@ class Supervisor:
                     "local_dir": str(cfg.host_dir(h.spec.name) / "local-store"),
                     "store": host_store.describe(h.store) if h.store is not None else None,
                     "glance_conf": str(inst.conf_file), "log": str(self.log_file(h.spec.name)),
+                    **(self.machines.status(h.spec) if self.machines is not None else {"ssh_port": None}),
                 })
         return {
             "storage": self.storage,

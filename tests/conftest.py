@@ -9,8 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from imagelib_ha.client.log_cursors import STATE_DIR_ENV as CLIENT_STATE_DIR_ENV
 from lab.api import Lab
 from lab.paths import STATE_DIR_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_log_cursors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The host checks' log cursors of this session, not the operator's (~/.local/state)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CLIENT_STATE_DIR_ENV, str(tmp_path_factory.mktemp("client-state")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="session")

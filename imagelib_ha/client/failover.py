@@ -30,6 +30,7 @@ from typing import Any
 
 from keystoneauth1 import session as ks_session
 
+from imagelib_ha.client import own_requests
 from imagelib_ha.client.cinder_cleanup import AttemptVolumes
 from imagelib_ha.client.failover_report import Attempt, FailoverError, FailoverResult, Orphan
 from imagelib_ha.client.glance import (
@@ -301,11 +302,17 @@ class _Run:
         meter = TransferMeter(self.progress, host=host.endpoint, attempt=self.next_attempt, what="upload",
                               total=size)
         body.on_chunk = meter.update
+        request_id = own_requests.new_request_id()
         try:
-            host.upload(image_id, body)
+            host.upload(image_id, body, request_id=request_id)
         except ImageConflict as exc:
+            own_requests.record_aborted(request_id)
             # Another host holds the record in a state that refuses data: the next host inspects it.
             raise HostUnavailable(host.endpoint, "conflict", f"upload refused: {exc.detail}") from None
+        except BaseException:
+            # Abandoned mid-stream: what the host logs about it is this project's doing, not its fault.
+            own_requests.record_aborted(request_id)
+            raise
         finally:
             meter.finish()
             if size is None or body.bytes_sent == size:

@@ -302,8 +302,11 @@ class GlanceHost:
         record: dict[str, Any] = resp.json()
         return record
 
-    def upload(self, image_id: str, body: HashingUpload) -> None:
+    def upload(self, image_id: str, body: HashingUpload, *, request_id: str | None = None) -> None:
         """``PUT /v2/images/{id}/file``, streaming ``body`` (which hashes what it sends).
+
+        ``request_id`` (``req-<uuid>``) is sent as ``X-Openstack-Request-ID``: Glance logs the request
+        under it, so errors of an upload this project abandoned can be told apart.
 
         Sent without re-authentication: a 401 retry would replay a consumed stream. A host dying
         mid-upload surfaces as :class:`HostUnavailable` (``connection-lost`` or ``read-timeout``).
@@ -313,7 +316,8 @@ class GlanceHost:
             f"/v2/images/{image_id}/file",
             expect=(204, 201, 200),
             data=body,
-            headers={"Content-Type": "application/octet-stream"},
+            headers={"Content-Type": "application/octet-stream",
+                     **({"X-Openstack-Request-ID": request_id} if request_id else {})},
             allow_reauth=False,
             # urllib3 bounds each socket send by the *connect* timeout; a host that stops reading
             # mid-upload (frozen) should cost the read timeout, as every other stall does.

@@ -16,6 +16,8 @@ What is checked, and why each check is needed:
   byte-identical (sha512) through every other. ``/healthcheck`` and even a successful download prove
   nothing here: a host without the data answers 204 with an empty body. The canary is then deleted.
 * Optionally every existing image is audited on every host with a one-byte ranged read.
+* With ``hostAccess``, each host's service, log, Glance config and store mount are checked over SSH
+  (``host_checks``); without it the table says those checks were skipped.
 
 The report model is in ``health_report``, the canary in ``canary``, the audit in ``audit``.
 Probes run concurrently (bounded), so eight hosts cost about what one does; ``sequential=True`` runs
@@ -45,6 +47,7 @@ from imagelib_ha.client.health_report import (
     RoleHost,
     map_hosts,
 )
+from imagelib_ha.client.host_checks import HostChecker, apply_host_checks
 from imagelib_ha.client.transport import skip_environment_rescan
 
 # Importable from here: the checker's callers name what it returns and what marks its canary.
@@ -95,8 +98,11 @@ class HealthChecker:
         sequential: bool = False,
         progress: Progress | None = None,
         catalog_fresh_after: datetime | None = None,
+        host_checker: HostChecker | None = None,
     ) -> None:
         self.session = session
+        # Checks over SSH (service, log, config, mount) of every role host; None: no hostAccess.
+        self.host_checker = host_checker
         # A token issued at or after this moment carries a catalog recent enough for this check
         # (callers pass the time the change being validated was made; default: now).
         self.catalog_fresh_after = (catalog_fresh_after or datetime.now(UTC)).replace(microsecond=0)
@@ -173,6 +179,9 @@ class HealthChecker:
             problem = volume_type_problem(storage, str(self.expected_store.volume_type))
             if problem is not None:
                 report.problems.append(problem)
+        if self.host_checker is not None:
+            names = [h.hostname for h in hosts if h.hostname]
+            report = apply_host_checks(report, self.host_checker.check(names))
         return report
 
     def _check_host(self, host: RoleHost, in_catalog: set[str]) -> HostReport:

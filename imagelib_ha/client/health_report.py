@@ -17,6 +17,7 @@ MAX_WORKERS = 8
 
 STATUSES = (
     "serving", "drained", "down", "frozen", "unauthorized", "misconfigured", "no-shared-data", "error",
+    "unhealthy",  # answers HTTP, but the host checks found its service inactive or its log CRITICAL
 )
 FAILING = frozenset(STATUSES) - {"serving", "drained"}
 # Wrong configuration or unshared data: never tolerated, whatever ``min_healthy`` allows (images would
@@ -80,7 +81,11 @@ class ExpectedStore:
 
 @dataclass(frozen=True)
 class HostReport:
-    """One row of the report. ``latency`` is volatile: printed, never part of :meth:`as_output`."""
+    """One row of the report. ``latency`` and ``host_detail`` are volatile: printed, never part of
+    :meth:`as_output`.
+
+    ``host_checks`` is the state of the checks over SSH (``client.host_checks``): ``ok``, ``degraded``,
+    ``unhealthy``, ``unknown`` (they could not run), or ``skipped`` (no ``hostAccess``)."""
 
     host_id: str | None
     hostname: str | None
@@ -88,10 +93,19 @@ class HostReport:
     status: str
     reason: str
     latency: float | None = None
+    host_checks: str = "skipped"
+    host_failed_checks: tuple[str, ...] = ()
+    host_detail: str = ""
 
     def as_output(self) -> dict[str, Any]:
-        return {"host_id": self.host_id, "hostname": self.hostname, "endpoint": self.endpoint,
-                "status": self.status, "reason": self.reason}
+        out: dict[str, Any] = {"host_id": self.host_id, "hostname": self.hostname, "endpoint": self.endpoint,
+                               "status": self.status, "reason": self.reason}
+        if self.host_checks != "skipped":
+            # The state and the names of the failing checks only: quoted log lines, offsets and
+            # latencies change on every read and must never show as drift.
+            out["host_checks"] = self.host_checks
+            out["host_failed_checks"] = list(self.host_failed_checks)
+        return out
 
     @property
     def label(self) -> str:
@@ -107,6 +121,19 @@ class HealthReport:
     min_healthy: int | None
     problems: list[str] = field(default_factory=list)
     canary: str | None = None  # what the canary proved, or None when it did not run
+    host_checks_ran: bool = False  # False: no hostAccess, so the table says the checks were skipped
+
+    @property
+    def condition(self) -> str:
+        """``healthy``, ``degraded`` (serving enough, with findings), ``unknown`` (host checks could not
+        run on some host) or ``unhealthy`` (not :attr:`ok`). Exit codes of ``doctor`` follow it."""
+        if not self.ok:
+            return "unhealthy"
+        if any(h.host_checks == "unknown" for h in self.hosts):
+            return "unknown"
+        if self.failing or any(h.host_checks in ("degraded", "unhealthy") for h in self.hosts):
+            return "degraded"
+        return "healthy"
 
     @property
     def serving(self) -> list[HostReport]:
@@ -151,15 +178,20 @@ class HealthReport:
         return "\n".join(lines)
 
     def table(self) -> str:
-        """A human-readable table including latency (for operator output only)."""
-        rows = [("host", "endpoint", "status", "latency", "reason")]
+        """A human-readable table including latency and the host checks' details (operator output only)."""
+        rows = [("host", "endpoint", "status", "latency", "host checks", "reason")]
         for h in self.hosts:
             latency = f"{h.latency * 1000:.0f} ms" if h.latency is not None else "-"
-            rows.append((h.label, h.endpoint or "-", h.status, latency, h.reason))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        return "\n".join(
-            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows
-        )
+            reason = h.reason
+            if h.host_detail and h.host_detail != h.reason:
+                reason = f"{h.reason} | {h.host_detail}"
+            rows.append((h.label, h.endpoint or "-", h.status, latency, h.host_checks, reason))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:5])) + "  " + r[5] for r in rows]
+        if not self.host_checks_ran:
+            lines.append("host checks skipped: no hostAccess configured, so the hosts' service, log, Glance "
+                         "config and mount were not checked (health.serviceUnit and health.logPath unused)")
+        return "\n".join(lines)
 
 
 class HealthError(GlanceError):

@@ -92,7 +92,9 @@ def plan_text(
 
 def health_table(report: list[Mapping[str, Any]]) -> str:
     """The health report as an aligned text table."""
-    columns = ("hostname", "host_id", "endpoint", "status", "reason")
+    columns: tuple[str, ...] = ("hostname", "host_id", "endpoint", "status", "reason")
+    if any("host_checks" in entry for entry in report):
+        columns = (*columns[:4], "host_checks", "reason")  # the state the host checks over SSH left
     rows = [[str(entry.get(c) if entry.get(c) is not None else "") for c in columns] for entry in report]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]

@@ -19,6 +19,7 @@ Latency is printed (stderr), never stored: refresh shows drift only when somethi
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,14 +30,18 @@ from pulumi import Output
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
+    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
     UpdateResult,
 )
 
+from imagelib_ha.client import log_cursors, own_requests
 from imagelib_ha.client.errors import PcdError
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthReport, RoleHost
+from imagelib_ha.client.host_access import HostAccess
+from imagelib_ha.client.host_checks import HostChecker, HostCheckSpec
 from imagelib_ha.client.host_health import HOST_HEALTH
 from imagelib_ha.client.resmgr import ResmgrClient
 from imagelib_ha.providers.access import CloudConfiguredProvider
@@ -51,6 +56,15 @@ from imagelib_ha.providers.common import (
     whole_number,
 )
 from imagelib_ha.providers.prereqs import ha_prerequisite_failures
+from imagelib_ha.settings import (
+    DEFAULT_LOG_PATH,
+    DEFAULT_SERVICE_UNIT,
+    SettingsError,
+    config_key,
+    host_access_from_config,
+)
+
+HOST_ACCESS_KEY = config_key("hostAccess")
 
 # Inputs with their defaults (None: optional). ``region`` and ``expected_store`` are required.
 INPUT_DEFAULTS: dict[str, Any] = {
@@ -66,6 +80,7 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "revalidate": None,
     "service_unit": None,
     "log_path": None,
+    "host_checks": False,
     "lab": False,
 }
 INPUT_KEYS = ("region", *INPUT_DEFAULTS)
@@ -135,11 +150,30 @@ def _outputs(inputs: Mapping[str, Any], report: HealthReport) -> dict[str, Any]:
 
 
 class ImageLibraryHealthProvider(CloudConfiguredProvider):
-    """Probes every image-library host, checks its store, and proves the storage is shared."""
+    """Probes every image-library host, checks its store, and proves the storage is shared; with
+    ``hostAccess``, also checks each host's service, log, Glance config and mount over SSH."""
+
+    _host_access: HostAccess | None = None
+    _host_access_problem: str | None = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        super().configure(req)
+        self.configure_host_access({HOST_ACCESS_KEY: req.config.get(HOST_ACCESS_KEY)}, os.environ)
+
+    def configure_host_access(self, raw: Mapping[str, Any], env: Mapping[str, str]) -> None:
+        """The SSH access from stack config (secrets stay in this process, never in inputs or state)."""
+        try:
+            access = host_access_from_config(raw, env)
+            self._host_access = HostAccess.from_dict(access) if access is not None else None
+            self._host_access_problem = None
+        except SettingsError as exc:
+            self._host_access, self._host_access_problem = None, str(exc)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = _inputs(news)
         failures = self.cloud_failures()
+        if self._host_access_problem is not None:
+            failures.append(CheckFailure("host_checks", self._host_access_problem))
         region = inputs["region"]
         if not is_unknown(region) and not (isinstance(region, str) and region):
             failures.append(CheckFailure("region", "must be a region name"))
@@ -212,8 +246,11 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         checker, hosts = self._checker(inputs)
-        with self.cloud_errors_explained():
-            report = checker.probe(hosts, min_healthy=whole_number(inputs["min_healthy"]))
+        try:
+            with self.cloud_errors_explained():
+                report = checker.probe(hosts, min_healthy=whole_number(inputs["min_healthy"]))
+        finally:
+            self._close(checker, inputs)
         _print(report.table())
         self._remember(report)
         outs = dict(props)
@@ -238,26 +275,49 @@ class ImageLibraryHealthProvider(CloudConfiguredProvider):
                 hosts = role_hosts_from_resmgr(session, str(inputs["region"]), ids)
             except PcdError as exc:
                 raise PcdError(f"cannot read the image-library role hosts from resmgr: {exc}") from None
+        expected = ExpectedStore.from_dict(store) if store else None
         checker = HealthChecker(
             session,
             region=str(inputs["region"]),
-            expected_store=ExpectedStore.from_dict(store) if store else None,
+            expected_store=expected,
             probe_timeout=float(inputs["probe_timeout"]),
             progress=_print,
             catalog_fresh_after=started,
+            host_checker=self._host_checker(inputs, expected),
         )
         return checker, hosts
 
+    def _host_checker(self, inputs: Mapping[str, Any], expected: ExpectedStore | None) -> HostChecker | None:
+        if self._host_access is None:
+            return None
+        spec = HostCheckSpec(service_unit=str(inputs["service_unit"] or DEFAULT_SERVICE_UNIT),
+                             log_path=str(inputs["log_path"] or DEFAULT_LOG_PATH), expected_store=expected,
+                             own_request_ids=own_requests.recent_aborted())
+        cursors = log_cursors.load(log_cursors.cursor_file("health", str(inputs["region"])))
+        return HostChecker(self._host_access, spec, cursors)
+
+    @staticmethod
+    def _close(checker: HealthChecker, inputs: Mapping[str, Any]) -> None:
+        """Close the SSH connections and keep the log cursors for the next run."""
+        if checker.host_checker is None:
+            return
+        checker.host_checker.close()
+        path = log_cursors.cursor_file("health", str(inputs["region"]))
+        log_cursors.save(path, checker.host_checker.cursors)
+
     def _validate(self, inputs: Mapping[str, Any]) -> HealthReport:
         checker, hosts = self._checker(inputs)
-        with self.cloud_errors_explained():
-            report = checker.validate(
-                hosts,
-                min_healthy=whole_number(inputs["min_healthy"]),
-                canary=bool(inputs["canary"]),
-                audit_images=bool(inputs["audit_images"]),
-                deadline=float(inputs["deadline"]),
-            )
+        try:
+            with self.cloud_errors_explained():
+                report = checker.validate(
+                    hosts,
+                    min_healthy=whole_number(inputs["min_healthy"]),
+                    canary=bool(inputs["canary"]),
+                    audit_images=bool(inputs["audit_images"]),
+                    deadline=float(inputs["deadline"]),
+                )
+        finally:
+            self._close(checker, inputs)
         self._remember(report)
         return report
 

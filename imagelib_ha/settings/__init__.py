@@ -13,11 +13,13 @@ from imagelib_ha.settings.errors import (
     SettingsError,
     config_key,
 )
+from imagelib_ha.settings.host_access import host_access_from_config, resolve_host_access
 from imagelib_ha.settings.loading import cloud_access_from_config, load_settings, parse_settings
 from imagelib_ha.settings.sections import (
     CinderSettings,
     CloudSettings,
     HealthSettings,
+    HostAccessSettings,
     HostSettings,
     ImageSettings,
     LocalSettings,
@@ -35,6 +37,7 @@ __all__ = [
     "CinderSettings",
     "CloudSettings",
     "HealthSettings",
+    "HostAccessSettings",
     "HostSettings",
     "ImageSettings",
     "Issue",
@@ -46,6 +49,8 @@ __all__ = [
     "StorageSettings",
     "cloud_access_from_config",
     "config_key",
+    "host_access_from_config",
     "load_settings",
     "parse_settings",
+    "resolve_host_access",
 ]

@@ -21,13 +21,13 @@ DEFAULT_SERVICE_UNIT = "airctl-glance"
 DEFAULT_LOG_PATH = "/var/log/airctl/glance.log"
 
 # Top-level keys and the shape Pulumi delivers them in (every value arrives as a string).
-OBJECT_KEYS = ("cloud", "storage", "roles", "health")
+OBJECT_KEYS = ("cloud", "storage", "roles", "health", "hostAccess")
 ARRAY_KEYS = ("hosts", "images")
 BOOLEAN_KEYS = ("lab",)
 TOP_LEVEL_KEYS = BOOLEAN_KEYS + OBJECT_KEYS + ARRAY_KEYS
 
 # Keys whose values must never be echoed in a message.
-SECRET_FIELDS = frozenset({"password", "applicationCredentialSecret"})
+SECRET_FIELDS = frozenset({"password", "applicationCredentialSecret", "privateKey", "privateKeyPassword"})
 
 
 def config_key(path: str) -> str:

@@ -36,6 +36,7 @@ from imagelib_ha.settings.errors import (
     issue_from_error,
     redact_url,
 )
+from imagelib_ha.settings.host_access import resolve_host_access
 from imagelib_ha.settings.sections import (
     CloudSettings,
     StackSettings,
@@ -294,6 +295,12 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None)
     auth_url, password, secret_issues = _resolve_secret_sources(cloud, environ)
     storage, storage_issues = _resolve_mount_path_env(settings.storage, environ)
     issues += secret_issues + storage_issues + _consistency_issues(settings)
+    if settings.host_access is not None:
+        # Checked here too, so a bad key or known_hosts file stops the program before any request.
+        try:
+            resolve_host_access(settings.host_access, environ)
+        except SettingsError as exc:
+            issues += exc.issues
     if not settings.lab and auth_url.startswith("http://"):
         issues.append(Issue(
             "cloud.authUrl",

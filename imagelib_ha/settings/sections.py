@@ -199,6 +199,38 @@ class HealthSettings(_Model):
     audit_images: bool = False
 
 
+# hostAccess: resolved (secrets, files, environment) by settings.host_access.
+class ProxySettings(_Model):
+    """A bastion the SSH connections go through (same key and host-key checks as the hosts)."""
+
+    host: Name
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    user: Name | None = None
+
+
+class HostAccessSettings(_Model):
+    """SSH access to the image-library hosts, for the service, log, config and mount checks."""
+
+    user: Name = "root"
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None  # 22, or what sshConfig says
+    private_key: SecretStr | None = None
+    private_key_env: Name | None = None
+    private_key_password: SecretStr | None = None
+    agent_socket_path: AbsolutePath | None = None
+    host_key: Name | None = None
+    known_hosts: AbsolutePath | None = None
+    known_hosts_env: Name | None = None
+    # An OpenSSH client config (Host blocks: HostName, Port, User): how each hostname is reached.
+    ssh_config: AbsolutePath | None = None
+    ssh_config_env: Name | None = None
+    proxy: ProxySettings | None = None
+    per_dial_timeout: Seconds = 15
+    dial_error_limit: Annotated[int, Field(ge=1)] = 10
+    # Run the checks through `sudo -n -u <sudo>` (the SSH user then needs no root login).
+    sudo: Name | None = None
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 8
+
+
 class ImageSettings(_Model):
     """One image to create through the image library, failing over across hosts."""
 
@@ -231,6 +263,7 @@ class StackSettings(_Model):
     roles: RoleSettings = Field(default_factory=RoleSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     images: list[ImageSettings] = Field(default_factory=list)
+    host_access: HostAccessSettings | None = None
     # Resolved by ``parse_settings`` from cloud.password/passwordEnv and cloud.authUrl/authUrlEnv:
     # private attributes, so no config key can set them.
     _password: SecretStr | None = PrivateAttr(default=None)

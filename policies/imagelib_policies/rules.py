@@ -25,6 +25,7 @@ from pulumi_policy import (
 
 from . import config, tokens
 from .deployments import Deployment, HostEntry, deployment_key, deployment_of, read_deployment
+from .host_checks import host_checks_configured
 from .values import UNKNOWN, as_bool, as_mapping, plain, prop, quoted_list, urn_stack
 
 
@@ -417,4 +418,5 @@ POLICIES: Final[list[Policy]] = [
     tls_verification,
     health_gates_images,
     cinder_volume_type_declared,
+    host_checks_configured,
 ]

@@ -17,6 +17,7 @@ import requests
 import requests_mock
 from keystone_fake import token_body
 
+from imagelib_ha.client import own_requests
 from imagelib_ha.client.failover import create_image
 from imagelib_ha.client.failover_report import FailoverError
 from imagelib_ha.client.glance import Timeouts
@@ -206,6 +207,13 @@ def test_host_dying_mid_upload_leaves_saving_record_next_host_uses_next_id(
     assert (result.image_id, result.host) == (ID1, C)
     assert ("connection-lost" in [a.outcome for a in result.attempts])
     assert result.orphans_as_dicts() == [{"image_id": ID0, "path": f"{DATA_DIR}/{ID0}"}]
+    # Each upload carries its own request id; the abandoned one is journaled, the completed one not,
+    # so the host checks do not blame B for the errors it logs about this project's hang-up.
+    puts = [r for r in mock.request_history if r.method == "PUT"]
+    aborted, completed = (r.headers["X-Openstack-Request-ID"] for r in puts)
+    assert aborted.startswith("req-") and aborted != completed
+    recent = own_requests.recent_aborted()
+    assert aborted in recent and completed not in recent
 
 
 def test_all_hosts_fail_error_lists_each_host_and_no_record_is_left(

@@ -19,6 +19,7 @@ from cloud_config import configured
 from drillkit import REGION_ONE_HOSTS, cloud_of, host
 from policy_judge import judge
 from shaped_mocks import ShapedMocks
+from ssh_material import ssh_material_dir
 
 from imagelib_ha.client.errors import HostNotFound
 from imagelib_ha.inprocess.recording import RecordedResource, run_program
@@ -46,6 +47,9 @@ BASE: dict[str, Any] = {
     "hosts": [{"hostname": f"lab-host-{i}.lab.local"} for i in (1, 2, 3)],
     "images": [{"name": "tiny", "source": "https://images.example.com/tiny.img", "diskFormat": "raw",
                 "digest": "sha256:" + "0" * 64}],
+    # A complete config checks its hosts over SSH too (without it the pack's advisory says so).
+    "hostAccess": {"user": "root", "privateKey": (ssh_material_dir() / "id_ed25519").read_text(),
+                   "knownHosts": str(ssh_material_dir() / "known_hosts")},
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -35,9 +36,14 @@ def test_status_json_and_env_describe_the_running_lab(lab: Lab) -> None:
     assert [h["name"] for h in st["hosts"]] == ["lab-host-1", "lab-host-2", "lab-host-3", "lab-host-r2-1"]
     env = run_cli("--state-dir", str(lab.state_dir), "env")
     assert env.returncode == 0
-    lines = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
+    # Parsed as the shell that evals it would (the SSH key's value spans lines).
+    lines = dict(word.split("=", 1) for word in shlex.split(env.stdout) if word != "export")
     assert lines["OS_AUTH_URL"] == st["auth_url"] and lines["OS_REGION_NAME"] == "RegionOne"
-    assert lines["PCD_LAB_PASSWORD"].strip("'") == st["admin"]["password"]
+    assert lines["PCD_LAB_PASSWORD"] == st["admin"]["password"]
+    if st["namespaces"]:
+        assert lines["PCD_LAB_SSH_KEY"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+        assert Path(lines["PCD_LAB_KNOWN_HOSTS"]).is_file() and Path(lines["PCD_LAB_SSH_CONFIG"]).is_file()
+        assert all(h["ssh_port"] for h in st["hosts"])
     human = run_cli("--state-dir", str(lab.state_dir), "status")
     assert human.returncode == 0 and "lab-host-r2-1" in human.stdout
     assert st["admin"]["password"] not in human.stdout

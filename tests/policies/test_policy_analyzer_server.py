@@ -47,6 +47,7 @@ EXPECTED_POLICIES = {
     "tls-verification": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_RESOURCE),
     "health-gates-images": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_STACK),
     "cinder-volume-type-declared": (analyzer_pb2.MANDATORY, analyzer_pb2.POLICY_TYPE_STACK),
+    "host-checks-configured": (analyzer_pb2.ADVISORY, analyzer_pb2.POLICY_TYPE_RESOURCE),
 }
 
 

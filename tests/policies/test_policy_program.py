@@ -25,6 +25,7 @@ from analyzer_client import (
 from policy_fixtures import BASELINE, HOSTS, ROLES, SECRET
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from shaped_mocks import ShapedMocks
+from ssh_material import ssh_material_dir
 
 from imagelib_ha.inprocess.recording import RecordedResource, run_program
 
@@ -44,6 +45,8 @@ LAB_CONFIG: dict[str, Any] = {
     },
     "storage": {"backend": "nfs", "nfs": {"mountPath": "/var/opt/imagelibrary/data"}},
     "hosts": [{"hostname": f"lab-host-{i}.lab.local"} for i in (1, 2, 3)],
+    "hostAccess": {"privateKey": (ssh_material_dir() / "id_ed25519").read_text(),
+                   "knownHosts": str(ssh_material_dir() / "known_hosts")},
     "images": [
         {"name": "lab-tiny-a", "source": ".lab-images/lab-tiny-a.raw", "diskFormat": "raw"},
         {"name": "lab-tiny-b", "source": ".lab-images/lab-tiny-b.raw", "diskFormat": "raw"},
@@ -182,6 +185,19 @@ def test_single_host_is_advisory_only(pack: analyzer_pb2_grpc.AnalyzerStub) -> N
     pairs, diagnostics = judge(pack, records)
     assert pairs == [("minimum-hosts", ha_urn(records))]
     assert diagnostics[0].enforcementLevel == analyzer_pb2.ADVISORY
+
+
+def test_without_host_access_the_health_check_is_flagged_as_advisory(
+    pack: analyzer_pb2_grpc.AnalyzerStub,
+) -> None:
+    config = lab_config()
+    del config["hostAccess"]
+    records = run_program_under_mocks(config, preview=True)
+    pairs, diagnostics = judge(pack, records)
+    health = next(r.urn for r in records if r.type == "pulumi-python:dynamic/imagelib:ImageLibraryHealth")
+    assert pairs == [("host-checks-configured", health)]
+    assert diagnostics[0].enforcementLevel == analyzer_pb2.ADVISORY
+    assert "health.serviceUnit" in diagnostics[0].message
 
 
 def test_cinder_outside_the_lab(pack: analyzer_pb2_grpc.AnalyzerStub) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ssh_material import lab_ssh_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "pcd-imagelib-ha:"
@@ -17,6 +18,7 @@ LAB_ENV = {
     "OS_AUTH_URL": "http://127.0.0.1:45123/v3",
     "PCD_LAB_PASSWORD": LAB_PASSWORD,
     "PCD_LAB_STORE_PATH": "/tmp/pcd-lab-x/mnt/imagelibrary-data",
+    **lab_ssh_env(),
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from program_configs import EXAMPLE_PASSWORD, example_cinder_config, lab_config
+from ssh_material import lab_ssh_env
 
 from imagelib_ha import deploy
 from imagelib_ha.inprocess import executing
@@ -196,7 +197,8 @@ def test_up_with_the_cli_logs_in_to_a_file_backend_inits_the_lab_stack_and_runs_
     monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
     monkeypatch.setattr(deploy, "REPO", repo)
-    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
+    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s",
+               **lab_ssh_env()}
     monkeypatch.setattr(deploy, "lab_environment", lambda start, cinder=False: lab_env)
     for key in lab_env:
         # deploy.up exports the lab's variables into os.environ: let monkeypatch undo that afterwards.
@@ -230,7 +232,8 @@ def test_preview_and_refresh_with_the_cli_run_pulumi_preview_diff_and_refresh(
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
     monkeypatch.setattr(deploy, "REPO", repo)
-    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
+    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s",
+               **lab_ssh_env()}
     started: list[bool] = []
     monkeypatch.setattr(deploy, "lab_environment",
                         lambda start, cinder=False: started.append(start) or lab_env)
@@ -258,7 +261,8 @@ def test_preview_without_the_cli_previews_in_process_and_touches_nothing(
     monkeypatch.setenv("PATH", str(tmp_path / "no-pulumi-here"))
     monkeypatch.setattr(deploy, "REPO", repo)
     monkeypatch.chdir(repo)  # the images' relative sources resolve against the project directory
-    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s"}
+    lab_env = {"OS_AUTH_URL": "http://127.0.0.1:1/v3", "PCD_LAB_PASSWORD": "pw-1", "PCD_LAB_STORE_PATH": "/s",
+               **lab_ssh_env()}
     monkeypatch.setattr(deploy, "lab_environment", lambda start, cinder=False: lab_env)
     for key in lab_env:
         monkeypatch.setenv(key, "placeholder")

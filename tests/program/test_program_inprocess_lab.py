@@ -92,10 +92,11 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
         # One health table per run: the provider's live one when it validated (create) ...
         assert "HOSTNAME" not in printed, printed
         rows = [line.split() for line in live_table.splitlines()]
-        assert ["host", "endpoint", "status", "latency", "reason"] in rows, live_table
+        assert ["host", "endpoint", "status", "latency", "host", "checks", "reason"] in rows, live_table
         for hostname in role_hosts:
             row = next((r for r in rows if r and r[0] == hostname), None)
-            assert row is not None and row[2] == "serving" and row[4] == "ms", live_table
+            # The step-3 checks over SSH ran on every host (the lab stack sets hostAccess).
+            assert row is not None and row[2] == "serving" and row[4] == "ms" and row[5] == "ok", live_table
         # ... and the stored report when the resource was unchanged (nothing probed, no live table).
         printed_again = again.getvalue()
         assert "HOSTNAME" in printed_again and "serving" in printed_again
@@ -103,6 +104,7 @@ def test_program_in_process_creates_roles_passes_health_uploads_images_then_down
         assert cloud["password"] not in live_table + rerun_err + printed_again
         assert "Ran without the Pulumi engine" in printed
         assert cloud["password"] not in printed
+        assert "PRIVATE KEY" not in printed + live_table + printed_again
         assert cloud["password"] not in manifest_file.read_text()
 
         # Nothing drifted and nothing is planned: volatile figures (latency) are no outputs.

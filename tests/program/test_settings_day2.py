@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from program_configs import EXAMPLE_PASSWORD, example_nfs_config, lab_config, with_change
+from ssh_material import lab_ssh_env
 
 from imagelib_ha.settings import SettingsError, cloud_access_from_config, parse_settings
 
 LAB_ENV = {"OS_AUTH_URL": "http://127.0.0.1:45123/v3", "PCD_LAB_PASSWORD": "pw-lab",
-           "PCD_LAB_STORE_PATH": "/tmp/lab/store"}
+           "PCD_LAB_STORE_PATH": "/tmp/lab/store", **lab_ssh_env()}
 DIGEST = "sha256:" + "ab" * 32
 
 

@@ -41,7 +41,8 @@ CASES: dict[str, tuple[ResourceProvider, tuple[str, ...], dict[str, Any]]] = {
         "region": "Region7", "role_host_ids": ["h-1", "h-2"], "hosts": HOSTS, "backend": "nfs",
         "expected_store": {"type": "file", "data_dir": "/srv/glance"}, "min_healthy": 1,
         "probe_timeout": 7, "deadline": 45, "canary": False, "audit_images": True, "revalidate": "r2",
-        "service_unit": "pf9-glance-api", "log_path": "/var/log/pf9/glance-api.log", "lab": True,
+        "service_unit": "pf9-glance-api", "log_path": "/var/log/pf9/glance-api.log", "host_checks": True,
+        "lab": True,
     }),
     "ImageLibraryRoleBaseline": (baseline.ImageLibraryRoleBaselineProvider(), baseline.INPUT_KEYS, {
         "region": "Region7", "hosts": [h["host"] for h in HOSTS],
