@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from lab import cinder as lab_cinder
-from lab import glance, nfs_emulation, procs, rabbitmq
+from lab import glance, procs
 from lab.agent import AGENT_PID_FILE, component_pids
 from lab.identity import IdentityAdmin, bootstrap_operator
 from lab.keystone import Keystone, wait_ok
@@ -179,10 +179,7 @@ class Lab:
         self._control("POST", "reload-cinder")
         try:
             Postgres(cfg).create_databases(cinder=True)
-            startup = lab_cinder.CinderStartup(cfg)
-            startup.begin()
-            startup.after_keystone()
-            startup.wait_ready()
+            lab_cinder.CinderStartup(cfg).run_all()
         except Exception as exc:
             raise LabError(f"adding Cinder to the running lab failed: {exc}; {self._logs_hint()}") from exc
 
@@ -279,7 +276,7 @@ class Lab:
             for h in cfg.hosts
         ]
         leaders = [p for p in pids.values() if p] + [h["pid"] for h in hosts if h.get("pid")]
-        cinder = self._cinder_status(cfg)
+        cinder = lab_cinder.status(cfg)
         cinder_leaders = [p for p in (cinder.get("pids") or {}).values() if p]
         rss = procs.total_rss_kib(leaders + cinder_leaders)
         if cinder_leaders:
@@ -311,23 +308,6 @@ class Lab:
             "hosts": hosts,
             "cinder": cinder,
         }
-
-    def _cinder_status(self, cfg: LabConfig) -> dict[str, Any]:
-        """Cinder's processes, and its volumes and attachments when cinder-api answers."""
-        if cfg.cinder is None:
-            return {"enabled": False}
-        cinder = lab_cinder.Cinder(cfg)
-        pids = {**cinder.pids(), **rabbitmq.RabbitMQ(cfg).pids()}
-        out: dict[str, Any] = {
-            "enabled": True, "api_url": cinder.api_url, "pids": pids,
-            "running": all(procs.alive(p) for p in pids.values()),
-            "export": str(nfs_emulation.export_dir(cfg)),
-            "export_mounted": nfs_emulation.ExportNamespace(cfg).mounted(),
-            "volumes": [], "attachments": [], "error": "",
-        }
-        if pids["cinder-api"] is not None:
-            out.update(lab_cinder.inventory(cfg))
-        return out
 
     def env(self) -> dict[str, str]:
         """What python-openstackclient (and the lab stack) need: ``OS_*`` with the password, and the

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,8 @@ class Cinder:
             "osapi_volume_listen = 127.0.0.1\n"
             f"osapi_volume_listen_port = {self.settings.api_port}\n"
             "osapi_volume_workers = 1\n"
+            # A lab's services need not drain requests for a minute when the lab goes down.
+            "graceful_shutdown_timeout = 5\n"
             f"api_paste_config = {etc / 'api-paste.ini'}\n"
             f"resource_query_filters_file = {etc / 'resource_filters.json'}\n"
             f"state_path = {self.dir / 'state'}\n"
@@ -207,10 +210,14 @@ class Cinder:
         )
 
     def stop(self) -> None:
-        for service in reversed(SERVICES):
-            pid = self.pid(service)
-            if pid is not None:
-                procs.stop_group(pid)
+        # All at once: each may spend its grace period finishing requests (stop_group waits up to 10 s
+        # before SIGKILL), and nothing depends on their order once the lab goes down.
+        threads = [threading.Thread(target=procs.stop_group, args=(pid,))
+                   for pid in self.pids().values() if pid is not None]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         # Cinder's privsep daemons re-parent to PID 1: found by the config file they were given.
         procs.stop_matching("privsep-helper", str(self.conf))
 
@@ -257,7 +264,7 @@ def inventory(cfg: LabConfig, timeout: float = 5) -> dict[str, Any]:
     out["volumes"] = [
         {"id": v["id"], "name": v.get("name"), "status": v["status"], "size": v["size"],
          "volume_type": v.get("volume_type"), "multiattach": v.get("multiattach"),
-         "image_id": (v.get("metadata") or {}).get("image_id"),
+         "image_id": (v.get("metadata") or {}).get("glance_image_id"),
          "attached_hosts": sorted({a.get("host_name") or "" for a in v.get("attachments") or []})}
         for v in vols
     ]
@@ -266,6 +273,25 @@ def inventory(cfg: LabConfig, timeout: float = 5) -> dict[str, Any]:
          "instance": a.get("instance"), "attached_at": a.get("attached_at")}
         for a in atts
     ]
+    return out
+
+
+def status(cfg: LabConfig) -> dict[str, Any]:
+    """Cinder's and RabbitMQ's processes, the export, and the volumes and attachments when cinder-api
+    runs (for `python -m lab status`)."""
+    if cfg.cinder is None:
+        return {"enabled": False}
+    cinder = Cinder(cfg)
+    pids = {**cinder.pids(), **RabbitMQ(cfg).pids()}
+    out: dict[str, Any] = {
+        "enabled": True, "api_url": cinder.api_url, "pids": pids,
+        "running": all(procs.alive(p) for p in pids.values()),
+        "export": str(nfs_emulation.export_dir(cfg)),
+        "export_mounted": nfs_emulation.ExportNamespace(cfg).mounted(),
+        "volumes": [], "attachments": [], "error": "",
+    }
+    if pids["cinder-api"] is not None:
+        out.update(inventory(cfg))
     return out
 
 
@@ -313,3 +339,9 @@ class CinderStartup:
 
     def wait_ready(self) -> None:
         self.cinder.wait_ready()
+
+    def run_all(self) -> None:
+        """Every step in turn: for a lab whose PostgreSQL (with Cinder's database) and Keystone run."""
+        self.begin()
+        self.after_keystone()
+        self.wait_ready()

@@ -160,8 +160,9 @@ class ExportNamespace:
         deadline = time.monotonic() + 15
         while not self.mounted():
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Cinder export {self.image} did not mount; see "
-                                   f"{self.cfg.logs_dir / 'export-ns.log'}")
+                raise RuntimeError(
+                    f"the Cinder export {self.image} did not mount (the lab's Cinder needs root, mount "
+                    f"namespaces and a free loop device); see {self.cfg.logs_dir / 'export-ns.log'}")
             time.sleep(0.05)
 
     def enter(self, cwd: Path) -> list[str]:
