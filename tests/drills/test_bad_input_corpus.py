@@ -19,6 +19,7 @@ from cloud_config import configured
 from drillkit import REGION_ONE_HOSTS, cloud_of, host
 from policy_judge import judge
 from shaped_mocks import ShapedMocks
+from ssh_material import ssh_material_dir
 
 from imagelib_ha.client.errors import HostNotFound
 from imagelib_ha.inprocess.recording import RecordedResource, run_program
@@ -44,6 +45,9 @@ BASE: dict[str, Any] = {
               "userDomainName": "Default"},
     "storage": {"backend": "nfs", "nfs": {"mountPath": MOUNT}},
     "hosts": [{"hostname": f"lab-host-{i}.lab.local"} for i in (1, 2, 3)],
+    # A complete config checks its hosts over SSH (else the advisory host-checks-configured speaks).
+    "hostAccess": {"privateKey": (ssh_material_dir() / "id_ed25519").read_text(),
+                   "knownHosts": str(ssh_material_dir() / "known_hosts")},
     "images": [{"name": "tiny", "source": "https://images.example.com/tiny.img", "diskFormat": "raw",
                 "digest": "sha256:" + "0" * 64}],
 }
