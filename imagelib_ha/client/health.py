@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -47,7 +48,7 @@ from imagelib_ha.client.health_report import (
     RoleHost,
     map_hosts,
 )
-from imagelib_ha.client.host_checks import HostChecker, apply_host_checks
+from imagelib_ha.client.host_checks import HostChecker, HostCheckResult, apply_host_checks
 from imagelib_ha.client.transport import skip_environment_rescan
 
 # Importable from here: the checker's callers name what it returns and what marks its canary.
@@ -103,6 +104,8 @@ class HealthChecker:
         self.session = session
         # Checks over SSH (service, log, config, mount) of every role host; None: no hostAccess.
         self.host_checker = host_checker
+        self._background = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="host-checks")
+                            if host_checker is not None else None)
         # A token issued at or after this moment carries a catalog recent enough for this check
         # (callers pass the time the change being validated was made; default: now).
         self.catalog_fresh_after = (catalog_fresh_after or datetime.now(UTC)).replace(microsecond=0)
@@ -154,6 +157,11 @@ class HealthChecker:
         """
         if reauthenticate is None:
             reauthenticate = not self.catalog_is_current()
+        # The host checks over SSH run while the API probes do: a round costs the longer of the two.
+        host_checks: Future[dict[str, HostCheckResult]] | None = None
+        if self.host_checker is not None and self._background is not None:
+            names = [h.hostname for h in role_hosts if h.hostname]
+            host_checks = self._background.submit(self.host_checker.check, names)
         catalog = image_cluster_endpoints(self.session, region=self.region, reauthenticate=reauthenticate)
         hosts, extra = match_catalog(role_hosts, catalog)
         report = HealthReport(
@@ -179,9 +187,8 @@ class HealthChecker:
             problem = volume_type_problem(storage, str(self.expected_store.volume_type))
             if problem is not None:
                 report.problems.append(problem)
-        if self.host_checker is not None:
-            names = [h.hostname for h in hosts if h.hostname]
-            report = apply_host_checks(report, self.host_checker.check(names))
+        if host_checks is not None:
+            report = apply_host_checks(report, host_checks.result())
         return report
 
     def _check_host(self, host: RoleHost, in_catalog: set[str]) -> HostReport:

@@ -35,8 +35,8 @@ STORE_KEYS = (
 SCRIPT = r"""
 unit=$1; alt=$2; log=$3; inode=$4; offset=$5; store=$6; max=$7
 show() { systemctl show -p LoadState -p ActiveState -p SubState -p MainPID "$1" 2>/dev/null; }
-echo "@@unit $unit"; show "$unit"
-if [ -n "$alt" ]; then echo "@@unit $alt"; show "$alt"; fi
+one=$(show "$unit"); echo "@@unit $unit"; echo "$one"
+two=""; if [ -n "$alt" ]; then two=$(show "$alt"); echo "@@unit $alt"; echo "$two"; fi
 echo "@@log"
 cur=$(stat -c %i "$log" 2>/dev/null); size=$(stat -c %s "$log" 2>/dev/null)
 echo "cursor ${cur:-none} ${size:-0}"
@@ -52,8 +52,7 @@ if [ -n "$cur" ] && [ -n "$inode" ]; then
   } | errors | head -c "$max"
 fi
 echo "@@config"
-pid=$(for u in "$unit" "$alt"; do [ -n "$u" ] && systemctl show -p MainPID "$u" 2>/dev/null; done \
-      | sed -n 's/^MainPID=//p' | grep -v '^0$' | head -n 1)
+pid=$(printf '%s\n%s\n' "$one" "$two" | sed -n 's/^MainPID=//p' | grep -v '^0$' | head -n 1)
 files=""
 if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
   set -- $(tr '\0' ' ' < "/proc/$pid/cmdline")

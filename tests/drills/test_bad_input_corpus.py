@@ -45,6 +45,9 @@ BASE: dict[str, Any] = {
               "userDomainName": "Default"},
     "storage": {"backend": "nfs", "nfs": {"mountPath": MOUNT}},
     "hosts": [{"hostname": f"lab-host-{i}.lab.local"} for i in (1, 2, 3)],
+    # A complete config checks its hosts over SSH (else the advisory host-checks-configured speaks).
+    "hostAccess": {"privateKey": (ssh_material_dir() / "id_ed25519").read_text(),
+                   "knownHosts": str(ssh_material_dir() / "known_hosts")},
     "images": [{"name": "tiny", "source": "https://images.example.com/tiny.img", "diskFormat": "raw",
                 "digest": "sha256:" + "0" * 64}],
     # A complete config checks its hosts over SSH too (without it the pack's advisory says so).
