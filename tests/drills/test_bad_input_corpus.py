@@ -50,9 +50,6 @@ BASE: dict[str, Any] = {
                    "knownHosts": str(ssh_material_dir() / "known_hosts")},
     "images": [{"name": "tiny", "source": "https://images.example.com/tiny.img", "diskFormat": "raw",
                 "digest": "sha256:" + "0" * 64}],
-    # A complete config checks its hosts over SSH too (without it the pack's advisory says so).
-    "hostAccess": {"user": "root", "privateKey": (ssh_material_dir() / "id_ed25519").read_text(),
-                   "knownHosts": str(ssh_material_dir() / "known_hosts")},
 }
 
 
