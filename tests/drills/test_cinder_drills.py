@@ -39,7 +39,7 @@ from imagelib_ha.client.failover import (
     attempt_image_id,
     create_image,
 )
-from imagelib_ha.client.glance import GlanceError, GlanceHost, Timeouts
+from imagelib_ha.client.glance import GlanceHost, Timeouts
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthError, RoleHost
 from imagelib_ha.client.resmgr import BLUEPRINT_STORAGE, ResmgrClient
 from imagelib_ha.inprocess import executing
@@ -283,95 +283,6 @@ def test_a_host_killed_mid_upload_leaves_one_image_and_no_volume_or_attachment(
         cinder_lab.restart("lab-host-1")
         wait_until(lambda: GlanceHost(session, eps[0]).probe().status == "serving", timeout=90,
                    what="lab-host-1 to serve again")
-
-
-def store_type(session: Any, endpoint: str) -> Any:
-    stores = GlanceHost(session, endpoint, timeouts=Timeouts(connect=3, read=10)).stores_detail()
-    return next((s.get("properties") or {}).get("volume_type") for s in stores if s.get("type") == "cinder")
-
-
-def serve_type(lab: Lab, status: dict[str, Any], volume_type: str) -> None:
-    """Point the blueprint at ``volume_type`` and re-converge every host, as PCD's agent would (nothing
-    to do when every host serves it already: each re-convergence restarts a Glance)."""
-    session = session_of(status)
-    if all(store_type(session, host(status, n)["endpoint"]) == volume_type for n in REGION_ONE_HOSTS):
-        return
-    ResmgrClient(session, region=status["region"]).set_image_library_storage(
-        status["region"], storage=volume_type, shared=True)
-    for name in REGION_ONE_HOSTS:
-        lab.reconverge(name)
-    for name in REGION_ONE_HOSTS:
-        endpoint = host(status, name)["endpoint"]
-
-        def serves_it(e: str = endpoint) -> bool:
-            try:
-                return bool(store_type(session, e) == volume_type)
-            except Exception:  # noqa: BLE001 - restarting: not yet
-                return False
-
-        wait_until(serves_it, timeout=120, what=f"{name} to serve volume type {volume_type}")
-
-
-def read_while_another_host_holds_it(status: dict[str, Any], image_id: str) -> tuple[bool, float, str]:
-    """lab-host-3 reads the image while lab-host-2 keeps its volume attached mid-download."""
-    session = session_of(status)
-    holder = session.get(f"{host(status, 'lab-host-2')['endpoint']}/v2/images/{image_id}/file", stream=True,
-                         timeout=120, endpoint_filter=None, raise_exc=False)
-    try:
-        assert holder.status_code == 200
-        next(holder.iter_content(64 * 1024))  # attached on lab-host-2, reading paused
-        started = time.monotonic()
-        try:
-            got = GlanceHost(session, host(status, "lab-host-3")["endpoint"],
-                             timeouts=Timeouts(connect=3, read=90)).download_sha512(image_id)
-            return got.status == 200, time.monotonic() - started, f"HTTP {got.status}, {got.size} bytes"
-        except Exception as exc:  # noqa: BLE001 - the failure is what is measured
-            return False, time.monotonic() - started, str(exc)[:200]
-    finally:
-        holder.close()
-
-
-def deleted(session: Any, endpoint: str, image_id: str) -> bool:
-    try:
-        GlanceHost(session, endpoint, timeouts=Timeouts(connect=3, read=30)).delete_image(image_id)
-        return True
-    except GlanceError:
-        return False
-
-
-def test_without_multiattach_a_second_host_cannot_read_while_another_holds_the_volume(
-    cinder_lab: Lab, tmp_path: Path
-) -> None:
-    """The failure the multiattach rule rests on, reproduced; the multiattach type serves the same read."""
-    status = cinder_lab.status()
-    session = session_of(status)
-    where = {"service_type": "block-storage", "region_name": status["region"]}
-    single = "image_library_single_attach"
-    made = session.post("/types", endpoint_filter=where, json={"volume_type": {
-        "name": single, "os-volume-type-access:is_public": True}}).json()["volume_type"]
-    image = write_image(tmp_path / "held.raw", 32 * 1024 * 1024)
-    eps = [host(status, n)["endpoint"] for n in REGION_ONE_HOSTS]
-    results: dict[str, tuple[bool, float, str]] = {}
-    try:
-        for volume_type in (VOLUME_TYPE, single):  # the library's own type first: one re-convergence less
-            serve_type(cinder_lab, status, volume_type)
-            key = unique_key(f"held-{volume_type}")
-            result = create_image(session, spec(key), ImageSource(str(image)), eps[:1], book=HostHealthBook())
-            try:
-                results[volume_type] = read_while_another_host_holds_it(status, result.image_id)
-                print(f"{volume_type}: read while another host holds the volume:", results[volume_type])
-            finally:
-                # Glance answers 500 to a delete while the volume is still detaching from a reader.
-                wait_until(lambda i=result.image_id: deleted(session, eps[0], i), timeout=90,
-                           what="the image's volume to detach so the image can be deleted", interval=2)
-    finally:
-        serve_type(cinder_lab, status, VOLUME_TYPE)
-        session.delete(f"/types/{made['id']}", endpoint_filter=where, raise_exc=False)
-    print("read while another host holds the volume:", results)
-    ok, elapsed, detail = results[single]
-    assert not ok and elapsed > 5, f"without multiattach the read should fail after retrying: {detail}"
-    ok, elapsed, detail = results[VOLUME_TYPE]
-    assert ok, f"with multiattach the read should succeed: {detail}"
 
 
 def test_a_frozen_cinder_api_fails_health_within_its_timeout_and_leaves_no_record(
