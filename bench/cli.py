@@ -13,7 +13,7 @@ from bench.labs import temp_lab
 from bench.report import Report, machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHES = ("upload", "failover", "web-download", "health", "program")
+BENCHES = ("upload", "failover", "web-download", "health", "host-checks", "program")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,14 +67,18 @@ def main(argv: list[str] | None = None) -> int:
                             lambda: bench_web_download(lab, report, web_mib, rounds=2))
 
         attempt("lab of 3 hosts", three_hosts)
-    if "health" in chosen:
+    if {"health", "host-checks"} & set(chosen):
         from bench.health_scale import bench_health
+        from bench.host_checks import bench_host_checks
 
         def eight_hosts() -> None:
             with temp_lab(8, label="health") as lab:
-                bench_health(lab, report)
+                if "health" in chosen:
+                    attempt("health validation scale", lambda: bench_health(lab, report))
+                if "host-checks" in chosen:
+                    attempt("host checks over SSH (3 and 8 hosts)", lambda: bench_host_checks(lab, report))
 
-        attempt("health validation scale (lab of 8 hosts)", eight_hosts)
+        attempt("lab of 8 hosts", eight_hosts)
     if "program" in chosen:
         from bench.program_overhead import bench_program
 
