@@ -23,7 +23,7 @@ def stack_config(hosts: int) -> dict[str, Any]:
         "storage": {"backend": "nfs", "nfs": {"mountPath": "/var/opt/imagelibrary/data"}},
         "hosts": [{"hostname": f"bench-host-{i}.lab.local"} for i in range(1, hosts + 1)],
         "images": [{"name": "bench-image", "source": "https://images.example.com/bench.img",
-                    "diskFormat": "raw"}],
+                    "diskFormat": "raw", "digest": "sha256:" + "0" * 64}],
     }
 
 
