@@ -22,7 +22,7 @@ from keystoneauth1 import exceptions as ks_exc
 
 from lab import nfs_emulation, procs, rabbitmq
 from lab.identity import IdentityAdmin, password_session
-from lab.keystone import procs_popen, wait_ok
+from lab.keystone import authtoken_section, procs_popen, wait_ok
 from lab.paths import LabSetupError, lab_venv_bin
 from lab.rabbitmq import RabbitMQ
 from lab.settings import REGION_ONE, REGION_TWO, CinderSettings, LabConfig
@@ -113,16 +113,7 @@ class Cinder:
             f"rootwrap_config = {etc / 'rootwrap.conf'}\n"
             "[database]\n"
             f"connection = {self.cfg.pg_url_base}/cinder\n"
-            "[keystone_authtoken]\n"
-            f"www_authenticate_uri = {self.cfg.auth_url}\n"
-            f"auth_url = {self.cfg.auth_url}\n"
-            "auth_type = password\n"
-            f"username = {svc.username}\n"
-            f"password = {svc.password}\n"
-            f"project_name = {svc.project_name}\n"
-            f"user_domain_name = {svc.user_domain_name}\n"
-            f"project_domain_name = {svc.project_domain_name}\n"
-            f"region_name = {REGION_ONE}\n"
+            f"{authtoken_section(self.cfg, svc)}"
             "[oslo_concurrency]\n"
             f"lock_path = {self.dir / 'locks'}\n"
             "[coordination]\n"

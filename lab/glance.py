@@ -18,7 +18,7 @@ from pathlib import Path
 from lab import host_store, nfs_emulation, procs
 from lab.host_ns import CONF_DIR_IN_HOST
 from lab.image_source import import_filtering_section
-from lab.keystone import _gunicorn_conf, procs_popen, wait_ok
+from lab.keystone import _gunicorn_conf, authtoken_section, procs_popen, wait_ok
 from lab.paths import lab_venv_bin
 from lab.settings import REGION_ONE, LabConfig
 
@@ -76,7 +76,6 @@ def _paste_ini(disable_file: Path) -> str:
 
 
 def render_config(cfg: LabConfig, inst: GlanceInstance, *, store_path: Path, log_file: Path) -> str:
-    ks = cfg.auth_url
     svc = cfg.glance_service
     store = host_store.render(inst.store, cfg=cfg, region=inst.region,
                               mount_point_base=inst.cinder_mount_point_base, file_path=store_path)
@@ -92,16 +91,7 @@ def render_config(cfg: LabConfig, inst: GlanceInstance, *, store_path: Path, log
         f"filesystem_store_datadir = {inst.run_dir / 'staging'}\n"
         "[os_glance_tasks_store]\n"
         f"filesystem_store_datadir = {inst.run_dir / 'tasks'}\n"
-        "[keystone_authtoken]\n"
-        f"www_authenticate_uri = {ks}\n"
-        f"auth_url = {ks}\n"
-        "auth_type = password\n"
-        f"username = {svc.username}\n"
-        f"password = {svc.password}\n"
-        f"project_name = {svc.project_name}\n"
-        f"user_domain_name = {svc.user_domain_name}\n"
-        f"project_domain_name = {svc.project_domain_name}\n"
-        f"region_name = {REGION_ONE}\n"
+        f"{authtoken_section(cfg, svc)}"
         # How long a validated token is trusted without asking Keystone again: drills lower it so
         # `revoke-tokens` bites quickly.
         f"token_cache_time = {cfg.token_cache_seconds}\n"

@@ -9,7 +9,23 @@ from pathlib import Path
 
 from lab import procs
 from lab.paths import lab_venv_bin
-from lab.settings import REGION_ONE, LabConfig
+from lab.settings import REGION_ONE, Credentials, LabConfig
+
+
+def authtoken_section(cfg: LabConfig, svc: Credentials) -> str:
+    """The ``[keystone_authtoken]`` section a lab service validates tokens with, as ``svc``."""
+    return (
+        "[keystone_authtoken]\n"
+        f"www_authenticate_uri = {cfg.auth_url}\n"
+        f"auth_url = {cfg.auth_url}\n"
+        "auth_type = password\n"
+        f"username = {svc.username}\n"
+        f"password = {svc.password}\n"
+        f"project_name = {svc.project_name}\n"
+        f"user_domain_name = {svc.user_domain_name}\n"
+        f"project_domain_name = {svc.project_domain_name}\n"
+        f"region_name = {REGION_ONE}\n"
+    )
 
 
 def _gunicorn_conf(*, app: str, port: int, pidfile: Path, workers: int, threads: int, timeout: int) -> str:
