@@ -20,6 +20,7 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 
 from imagelib_ha.client.errors import PcdError, short_detail
+from imagelib_ha.client.transport import SAFE_TO_RESEND, is_dropped_keepalive
 
 BLOCK_STORAGE = "block-storage"
 MULTIATTACH_KEY = "multiattach"
@@ -72,16 +73,7 @@ class BlockStorage:
     def _request(self, method: str, path: str, *, what: str, expect: tuple[int, ...] = (200,),
                  **kwargs: Any) -> Any:
         try:
-            resp = self.session.request(
-                path,
-                method,
-                endpoint_filter={"service_type": BLOCK_STORAGE, "interface": "public",
-                                 "region_name": self.region},
-                headers={"OpenStack-API-Version": f"volume {MICROVERSION}", "Accept": "application/json"},
-                timeout=self.timeout,
-                raise_exc=False,
-                **kwargs,
-            )
+            resp = self._send(method, path, **kwargs)
         except ks_exc.EndpointNotFound:
             raise BlockStorageUnavailable(
                 what=what, region=self.region,
@@ -103,6 +95,28 @@ class BlockStorage:
         return resp.json() if resp.content else None
 
     # -- volume types ---------------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        # A read whose pooled connection Cinder had just closed as idle goes out once more on a fresh
+        # one (transport.is_dropped_keepalive); a write never does.
+        try:
+            return self._send_once(method, path, **kwargs)
+        except ks_exc.ConnectFailure as exc:
+            if method not in SAFE_TO_RESEND or not is_dropped_keepalive(exc):
+                raise
+        return self._send_once(method, path, **kwargs)
+
+    def _send_once(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.session.request(
+            path,
+            method,
+            endpoint_filter={"service_type": BLOCK_STORAGE, "interface": "public",
+                             "region_name": self.region},
+            headers={"OpenStack-API-Version": f"volume {MICROVERSION}", "Accept": "application/json"},
+            timeout=self.timeout,
+            raise_exc=False,
+            **kwargs,
+        )
 
     def volume_type(self, name: str) -> dict[str, Any] | None:
         """The volume type called ``name`` (public or private), with its extra specs; None if none is.

@@ -7,7 +7,8 @@ host, so token handling stays in keystoneauth. Transport rules that make failove
   accepts TCP connections from the kernel backlog, so only the read timeout ever fires.
 * No connect retries and no status-code retries: a host that refused, timed out or answered 5xx is
   reported as :class:`HostUnavailable` at once, and the caller moves on to another host (failover is
-  the retry).
+  the retry). One exception: a read (GET/HEAD) whose pooled connection the server had just closed
+  as idle is sent once more on a fresh connection (``transport.is_dropped_keepalive``).
 * A streamed upload is sent with ``allow_reauth=False``: on a 401 keystoneauth would re-authenticate
   and re-send the request with a body that is already consumed.
 * A 2xx download proves nothing: a host without the data answers 204 with an empty body. Callers
@@ -27,7 +28,17 @@ import requests
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 
-from imagelib_ha.client.errors import PcdError
+from imagelib_ha.client.glance_transport import (
+    GlanceApiError,
+    GlanceError,
+    HostUnavailable,
+    ImageConflict,
+    KeystoneUnavailable,
+    Timeouts,
+    status_detail,
+    transport_failure,
+)
+from imagelib_ha.client.transport import SAFE_TO_RESEND, is_dropped_keepalive
 
 # Big enough that per-chunk Python overhead is negligible next to the socket and sha512, small enough
 # that memory does not depend on the image size.
@@ -37,53 +48,6 @@ JSON_PATCH = "application/openstack-images-v2.1-json-patch"
 
 # Statuses of an image record that still holds or may still receive data.
 LEFTOVER_STATUSES = frozenset({"queued", "saving", "killed", "uploading", "importing"})
-
-
-class GlanceError(PcdError):
-    """A Glance request failed (one branch of the client's error family, :class:`PcdError`)."""
-
-
-class HostUnavailable(GlanceError):
-    """The host could not serve the request: it refused, timed out, lost the connection or answered 5xx.
-
-    ``kind`` is one of ``refused``, ``connect-timeout``, ``read-timeout``, ``connection-lost``,
-    ``server-error``, ``unauthorized``. ``refused`` means nothing was sent: the host is down.
-    """
-
-    def __init__(self, endpoint: str, kind: str, reason: str) -> None:
-        super().__init__(f"{endpoint}: {reason}")
-        self.endpoint = endpoint
-        self.kind = kind
-        self.reason = reason
-
-
-class KeystoneUnavailable(GlanceError):
-    """No token could be had: Keystone's fault, not the image host's, so failover cannot help."""
-
-
-class GlanceApiError(GlanceError):
-    """The host answered, but with a client error (4xx) the caller did not expect."""
-
-    def __init__(self, endpoint: str, method: str, path: str, status: int, detail: str) -> None:
-        super().__init__(f"{endpoint}: {method} {path} answered {status}: {detail}")
-        self.endpoint = endpoint
-        self.status = status
-        self.detail = detail
-
-
-class ImageConflict(GlanceApiError):
-    """409: the id is taken (deleted ids too: Glance never reuses them) or the image's state forbids it."""
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds to wait for a TCP connection and for each read from the socket."""
-
-    connect: float = 3.0
-    read: float = 30.0
-
-    def as_requests(self) -> tuple[float, float]:
-        return (self.connect, self.read)
 
 
 @dataclass(frozen=True)
@@ -149,51 +113,6 @@ def is_default_store(store: Mapping[str, Any]) -> bool:
     return str(store.get("default", "")).lower() == "true"
 
 
-def _status_detail(resp: requests.Response) -> str:
-    """A short, secret-free description of an error response for messages."""
-    text = (resp.text or "").strip().replace("\n", " ")
-    if len(text) > 200:
-        text = text[:200] + "..."
-    return text or resp.reason or "no detail"
-
-
-def _transport_failure(endpoint: str, exc: Exception) -> HostUnavailable:
-    """Classify a keystoneauth transport exception by the socket error underneath it."""
-    if isinstance(exc, ks_exc.ConnectTimeout) or _caused_by(exc, TimeoutError):
-        if _caused_by(exc, requests.exceptions.ConnectTimeout):
-            return HostUnavailable(endpoint, "connect-timeout", "connection timed out")
-        return HostUnavailable(
-            endpoint, "read-timeout", "no answer within the read timeout (host frozen or overloaded)"
-        )
-    if _caused_by(exc, ConnectionRefusedError) or "connection refused" in str(exc).lower():
-        return HostUnavailable(endpoint, "refused", "connection refused (host down)")
-    if isinstance(exc, ks_exc.SSLError):
-        return HostUnavailable(endpoint, "connection-lost", "TLS handshake or transfer failed")
-    return HostUnavailable(endpoint, "connection-lost", "connection lost (host died or reset the connection)")
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    """True if ``kind`` appears anywhere in the chain of causes, contexts and wrapped arguments.
-
-    keystoneauth re-raises requests' exceptions (as context), which wrap urllib3's, which wrap the
-    socket error in their arguments: the socket error is what tells refused from timed out.
-    """
-    pending: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return True
-        pending.extend(a for a in current.args if isinstance(a, BaseException))
-        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
-            if isinstance(linked, BaseException):
-                pending.append(linked)
-    return False
-
-
 class GlanceHost:
     """One image-library host's Glance API v2, at ``endpoint`` (its ``image-cluster`` URL).
 
@@ -239,24 +158,29 @@ class GlanceHost:
                 self.session.get_auth_headers()
             except ks_exc.ClientException as exc:
                 raise KeystoneUnavailable(f"cannot get a Keystone token: {type(exc).__name__}") from None
-        try:
-            resp = self.session.request(
-                path,
-                method,
-                endpoint_override=self.endpoint,
-                authenticated=authenticated,
-                raise_exc=False,
-                connect_retries=0,
-                status_code_retries=0,
-                timeout=timeout or self.timeouts.as_requests(),
-                **kwargs,
-            )
-        except (ks_exc.ConnectionError, ks_exc.UnknownConnectionError) as exc:
-            raise _transport_failure(self.endpoint, exc) from None
+        sends = 2 if method in SAFE_TO_RESEND else 1
+        for send in range(1, sends + 1):
+            try:
+                resp = self.session.request(
+                    path,
+                    method,
+                    endpoint_override=self.endpoint,
+                    authenticated=authenticated,
+                    raise_exc=False,
+                    connect_retries=0,
+                    status_code_retries=0,
+                    timeout=timeout or self.timeouts.as_requests(),
+                    **kwargs,
+                )
+                break
+            except (ks_exc.ConnectionError, ks_exc.UnknownConnectionError) as exc:
+                if send < sends and is_dropped_keepalive(exc):
+                    continue
+                raise transport_failure(self.endpoint, exc) from None
         if resp.status_code in expect:
             return resp
         if resp.status_code >= 500:
-            detail = _status_detail(resp)
+            detail = status_detail(resp)
             raise HostUnavailable(
                 self.endpoint, "server-error", f"{method} {path} answered {resp.status_code}: {detail}"
             )
@@ -265,7 +189,7 @@ class GlanceHost:
                 self.endpoint, "unauthorized", f"{method} {path} answered {resp.status_code}: token refused"
             )
         error = ImageConflict if resp.status_code == 409 else GlanceApiError
-        raise error(self.endpoint, method, path, resp.status_code, _status_detail(resp))
+        raise error(self.endpoint, method, path, resp.status_code, status_detail(resp))
 
     # -- images ------------------------------------------------------------------------------------
 
@@ -463,7 +387,7 @@ class GlanceHost:
             if resp.status_code == 503:
                 if "DISABLED BY FILE" in resp.text.upper():
                     return result("drained", "drained: /healthcheck disabled by file")
-                return result("error", f"/healthcheck answered 503: {_status_detail(resp)}")
+                return result("error", f"/healthcheck answered 503: {status_detail(resp)}")
             resp = self._request("GET", "/v2/", expect=(200, 300, 401), authenticated=False, timeout=bounds)
             self._request("GET", "/v2/images", expect=(200,), params={"limit": "1"}, timeout=bounds)
         except HostUnavailable as exc:

@@ -1,4 +1,5 @@
-"""Per-request cost of the HTTP transport under a keystoneauth session.
+"""The HTTP transport under a keystoneauth session: what each request costs, and which failed
+requests may be sent again.
 
 requests, by default, re-reads the environment on *every* request: it walks all of ``os.environ`` for
 ``*_proxy`` variables (twice), looks for ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and stats the
@@ -11,6 +12,7 @@ or a netrc file, the scan stays, so proxies, ``no_proxy`` and netrc keep working
 
 from __future__ import annotations
 
+import http.client
 import os
 from pathlib import Path
 
@@ -18,6 +20,10 @@ from keystoneauth1 import session as ks_session
 from requests.utils import NETRC_FILES
 
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+# Methods that change nothing on the server: sent again once when the connection they went out on was
+# closed by the server before it answered (see :func:`is_dropped_keepalive`).
+SAFE_TO_RESEND = frozenset({"GET", "HEAD"})
 
 
 def environment_ca_bundle() -> str | None:
@@ -54,3 +60,36 @@ def skip_environment_rescan(session: ks_session.Session) -> bool:
         session.verify = bundle
     requests_session.trust_env = False
     return True
+
+
+def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """True if ``kind`` appears anywhere in the chain of causes, contexts and wrapped arguments.
+
+    keystoneauth re-raises requests' exceptions (as context), which wrap urllib3's, which wrap the
+    socket error in their arguments: the socket error is what tells refused from timed out.
+    """
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        pending.extend(a for a in current.args if isinstance(a, BaseException))
+        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+    return False
+
+
+def is_dropped_keepalive(exc: BaseException) -> bool:
+    """True when the server closed the connection without sending a single byte of the answer.
+
+    HTTP servers close idle keep-alive connections (gunicorn after 2 s, nginx after 75 s); a request
+    sent on a pooled connection just as the server closes it fails this way although the host is fine.
+    A host that dies mid-request can fail the same way, which is why only a read is sent again, once,
+    on a fresh connection: a dead host then refuses at once and is reported as refused.
+    """
+    return caused_by(exc, http.client.RemoteDisconnected)

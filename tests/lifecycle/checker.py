@@ -38,6 +38,10 @@ GRANULAR_ROLE = "pf9-glance-role"
 # Images up to this size are downloaded whole through every host and compared byte for byte.
 SMALL = 1024 * 1024
 TIMEOUT = 30
+# The lab's servers (gunicorn) close idle keep-alive connections after a few seconds; a read that races
+# that close fails with RemoteDisconnected before the server saw it, and a read is safe to send again.
+# Seen once in CI: a lifecycle test lost to exactly this race on GET /v3/auth/catalog.
+READ_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ class Checker:
         return self._fixed_urls[service_type]
 
     def _get(self, sess: ks_session.Session, url: str, **params: Any) -> Any:
-        r = sess.get(url, params=params, raise_exc=False)
+        r = sess.get(url, params=params, raise_exc=False, connect_retries=READ_RETRIES)
         assert r.status_code == 200, f"GET {url} {params}: {r.status_code} {r.text[:300]}"
         return r.json()
 
@@ -263,7 +267,8 @@ class Checker:
             problems.append(f"image-cluster endpoints {endpoints} are not one per role host ({len(holders)})")
         if not config.get("images"):  # otherwise every image is downloaded through every endpoint
             for url in endpoints:
-                r = sess.get(f"{url}/v2/images", params={"limit": 1}, raise_exc=False)
+                r = sess.get(f"{url}/v2/images", params={"limit": 1}, raise_exc=False,
+                                 connect_retries=READ_RETRIES)
                 if r.status_code != 200:
                     problems.append(f"{url} answers {r.status_code} to an authenticated image list")
 
@@ -322,7 +327,8 @@ class Checker:
         return problems
 
     def _download(self, sess: ks_session.Session, url: str, image_id: str) -> bytes | str:
-        r = sess.get(f"{url}/v2/images/{image_id}/file", stream=True, raise_exc=False)
+        r = sess.get(f"{url}/v2/images/{image_id}/file", stream=True, raise_exc=False,
+                     connect_retries=READ_RETRIES)
         try:
             if r.status_code != 200:
                 return f"HTTP {r.status_code}"
