@@ -23,6 +23,11 @@ def password_session(cfg: LabConfig, creds: Credentials) -> ks_session.Session:
     return ks_session.Session(auth=auth, timeout=30)
 
 
+# One Keystone worker closes idle keep-alive connections: a request racing that close fails to connect
+# before Keystone saw it, and a read is safe to send again.
+READ_RETRIES = 2
+
+
 class IdentityAdmin:
     """Keystone admin calls made by the lab itself, as its own operator user."""
 
@@ -32,7 +37,7 @@ class IdentityAdmin:
         self.base = cfg.auth_url
 
     def _get(self, path: str, **params: str) -> dict[str, Any]:
-        r = self.sess.get(self.base + path, params=params)
+        r = self.sess.get(self.base + path, params=params, connect_retries=READ_RETRIES)
         return dict(r.json())
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +75,7 @@ class IdentityAdmin:
         return user_id
 
     def ensure_region(self, name: str) -> None:
-        r = self.sess.get(f"{self.base}/regions/{name}", raise_exc=False)
+        r = self.sess.get(f"{self.base}/regions/{name}", raise_exc=False, connect_retries=READ_RETRIES)
         if r.status_code == 404:
             self._post("/regions", {"region": {"id": name}})
 
@@ -117,10 +122,8 @@ class IdentityAdmin:
 
     def validate(self, token: str) -> dict[str, Any] | None:
         """The token's body when Keystone accepts it, else None."""
-        # One Keystone worker closes idle keep-alive connections: a request racing that close fails to
-        # connect, and a read is safe to send again.
         r = self.sess.get(f"{self.base}/auth/tokens", headers={"X-Subject-Token": token}, raise_exc=False,
-                          connect_retries=2)
+                          connect_retries=READ_RETRIES)
         if r.status_code != 200:
             return None
         return dict(r.json()["token"])
