@@ -62,11 +62,3 @@ def admin_session(status: dict[str, Any]) -> ks_session.Session:
                        project_name=a["project_name"], user_domain_name=a["user_domain_name"],
                        project_domain_name=a["project_domain_name"])
     return ks_session.Session(auth=auth)
-
-
-def cloud_dict(status: dict[str, Any]) -> dict[str, Any]:
-    return {"auth_url": status["auth_url"], "region": status["region"], **status["admin"]}
-
-
-def serving_endpoints(lab: Lab) -> list[str]:
-    return [h["endpoint"] for h in lab.status()["hosts"] if h["endpoint"] and h["running"]]

@@ -201,8 +201,3 @@ def db_sync(cfg: LabConfig) -> subprocess.Popen[bytes]:
 
 def wait_db_sync(cfg: LabConfig, proc: subprocess.Popen[bytes]) -> None:
     wait_ok(proc, "glance-manage db_sync", cfg.logs_dir / "glance-manage.log")
-
-
-def reset_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True, exist_ok=True)

@@ -130,17 +130,6 @@ def wait_http(
     )
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of pid, in KiB (0 if gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def total_rss_kib(leaders: list[int]) -> int:
     """Resident memory of these leaders' process groups and of their direct children, in one /proc
     pass (PostgreSQL's backends are children of the postmaster, not members of a group of its own)."""

@@ -165,11 +165,6 @@ class BlockStorage:
         self._request("DELETE", f"/attachments/{attachment_id}", what=f"deleting attachment {attachment_id}",
                       expect=(200, 202, 204, 404))
 
-    def reset_status(self, volume_id: str, status: str) -> None:
-        """Admin ``os-reset_status``: a volume stuck in ``creating``/``attaching`` cannot be deleted."""
-        self._request("POST", f"/volumes/{volume_id}/action", what=f"resetting volume {volume_id}",
-                      expect=(202, 204), json={"os-reset_status": {"status": status}})
-
     def delete_volume(self, volume_id: str) -> None:
         """Delete a volume that has no attachment left (404: already gone)."""
         self._request("DELETE", f"/volumes/{volume_id}", what=f"deleting volume {volume_id}",

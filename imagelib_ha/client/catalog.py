@@ -58,23 +58,3 @@ def image_cluster_endpoints(
         if found:
             return found
     return []
-
-
-def require_image_cluster_endpoints(
-    session: ks_session.Session,
-    *,
-    region: str,
-    interfaces: Sequence[str] = DEFAULT_INTERFACES,
-    reauthenticate: bool = False,
-) -> list[str]:
-    """Like :func:`image_cluster_endpoints`, but a region without any is an error naming the fix."""
-    found = image_cluster_endpoints(
-        session, region=region, interfaces=interfaces, reauthenticate=reauthenticate
-    )
-    if not found:
-        raise CatalogError(
-            f"region {region!r} has no {IMAGE_CLUSTER!r} endpoint in the Keystone catalog: assign the "
-            "image-library role to at least one host of that region (resmgr) and check the region name; "
-            "the public 'image' endpoint is never used for uploads (its store is local to the control plane)"
-        )
-    return found

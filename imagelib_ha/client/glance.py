@@ -249,32 +249,6 @@ class GlanceHost:
             log=False,
         )
 
-    def wait_for_status(
-        self,
-        image_id: str,
-        statuses: Iterable[str],
-        *,
-        timeout: float,
-        interval: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> dict[str, Any] | None:
-        """Poll until the image reaches one of ``statuses`` (or vanishes); None if it vanished.
-
-        Raises :class:`GlanceError` naming the last status when ``timeout`` passes.
-        """
-        wanted = set(statuses)
-        deadline = time.monotonic() + timeout
-        while True:
-            record = self.get_image(image_id)
-            if record is None or record.get("status") in wanted:
-                return record
-            if time.monotonic() >= deadline:
-                raise GlanceError(
-                    f"{self.endpoint}: image {image_id} still {record.get('status')!r} after {timeout:.0f}s "
-                    f"(waiting for {', '.join(sorted(wanted))})"
-                )
-            sleep(interval)
-
     def list_images(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
         """Every image matching ``filters``, following Glance's pagination."""
         params: dict[str, str] = {"limit": "100", **filters}
