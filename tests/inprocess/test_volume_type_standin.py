@@ -175,6 +175,20 @@ def test_refresh_drops_a_type_deleted_out_of_band_and_the_next_up_creates_it_aga
     assert ops(stack.calls(mark)) == ["POST /types"]
 
 
+def test_a_type_of_the_same_name_it_has_no_record_of_is_refused_naming_the_fix_and_kept(stack: Stack) -> None:
+    stack.up()
+    theirs = dict(stack.cinder.types["RegionOne"])
+    executing.manifest_path(stack.root, "s").unlink()  # e.g. an up interrupted before it recorded
+    mark = stack.mark()
+    with pytest.raises(Exception) as refused:
+        stack.up()
+    message = str(refused.value)
+    assert "'image_library' already exists" in message and "storage.cinder.volumeType" in message, message
+    assert "openstack volume type delete image_library" in message, message
+    assert ops(stack.calls(mark)) == []  # the fake journals changes: nothing adopted, nothing deleted
+    assert stack.cinder.types["RegionOne"] == theirs
+
+
 def test_check_refuses_a_property_the_installed_schema_does_not_have() -> None:
     result = VolumeTypeV3StandIn().check({}, {"name": "t", "extraSpecs": {"a": 1}, "qosSpecs": {}})
     assert [(f.property, f.reason) for f in result.failures] == [
