@@ -28,7 +28,8 @@ def authtoken_section(cfg: LabConfig, svc: Credentials) -> str:
     )
 
 
-def _gunicorn_conf(*, app: str, port: int, pidfile: Path, workers: int, threads: int, timeout: int) -> str:
+def _gunicorn_conf(*, app: str, port: int, pidfile: Path, workers: int, threads: int, timeout: int,
+                   keepalive: int = 2) -> str:
     # Everything goes in gunicorn.conf.py in the working dir: Keystone's WSGI entry parses sys.argv
     # itself and rejects gunicorn's command-line flags (its workers then die in a loop).
     return (
@@ -38,6 +39,7 @@ def _gunicorn_conf(*, app: str, port: int, pidfile: Path, workers: int, threads:
         'worker_class = "gthread"\n'
         f"threads = {threads}\n"
         f"timeout = {timeout}\n"
+        f"keepalive = {keepalive}\n"
         f'pidfile = "{pidfile}"\n'
         # gunicorn 27 otherwise gives every instance the same control socket.
         "control_socket_disable = True\n"
@@ -77,8 +79,11 @@ class Keystone:
         )
         os.chmod(self.conf, 0o600)
         (self.dir / "gunicorn.conf.py").write_text(
+            # Production APIs are served through a proxy (PCD puts nginx in front of each host's Glance),
+            # and nginx keeps idle client connections 75 s by default; gunicorn's own 2 s made every
+            # client race the server's idle close far more often than a deployed Keystone would.
             _gunicorn_conf(app="keystone.wsgi.api:application", port=self.cfg.keystone_port,
-                           pidfile=self.pidfile, workers=1, threads=8, timeout=120)
+                           pidfile=self.pidfile, workers=1, threads=8, timeout=120, keepalive=75)
         )
 
     def bootstrapped(self) -> bool:

@@ -5,6 +5,8 @@ its reason, while the other hosts stay serving; old, pre-convergence and rotated
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ import pytest
 from drillkit import REGION_ONE_HOSTS, host, session_of
 
 from imagelib_ha import doctor
+from imagelib_ha.client import own_requests
+from imagelib_ha.client.glance import GlanceHost, SizedHashingUpload, Timeouts
 from imagelib_ha.client.health import ExpectedStore, HealthChecker, HealthReport, RoleHost
 from imagelib_ha.client.host_access import HostAccess
 from imagelib_ha.client.host_checks import HostChecker, HostCheckSpec
@@ -35,14 +39,16 @@ def _access(status: dict[str, Any], known_hosts: Path | None = None) -> HostAcce
 class Round:
     """One drill's health checker with host checks; each call is one probe round (cursors kept)."""
 
-    def __init__(self, status: dict[str, Any], known_hosts: Path | None = None) -> None:
+    def __init__(self, status: dict[str, Any], known_hosts: Path | None = None,
+                 own_request_ids: frozenset[str] = frozenset()) -> None:
         # Without mount namespaces (PCD_LAB_NO_NAMESPACES) lab hosts run no sshd: these drills must
         # fail there, not pass by skipping.
         assert status["namespaces"], "this lab runs without mount namespaces: its hosts run no sshd"
         self.status = status
         expected = ExpectedStore("file", data_dir=status["store_path"])
         self.host_checker = HostChecker(_access(status, known_hosts),
-                                        HostCheckSpec(DEFAULT_SERVICE_UNIT, DEFAULT_LOG_PATH, expected))
+                                        HostCheckSpec(DEFAULT_SERVICE_UNIT, DEFAULT_LOG_PATH, expected,
+                                                      own_request_ids))
         self.checker = HealthChecker(session_of(status), region=status["region"], expected_store=expected,
                                      probe_timeout=5, host_checker=self.host_checker)
         self.hosts = [RoleHost(h["id"], h["hostname"], h["endpoint"]) for h in status["hosts"]
@@ -131,6 +137,62 @@ def test_a_log_error_counts_once_and_a_rotation_loses_none(drill_lab: DrillLab, 
     assert report.condition == "degraded"
     again = round_()  # the same lines never count twice
     assert rows(again)["lab-host-3"] == ("serving", "ok", ()), again.table()
+
+
+class HungUp(Exception):
+    """The client stopping mid-upload, as the failover does when it abandons a host."""
+
+
+def _abandon_upload(status: dict[str, Any], name: str, request_id: str) -> None:
+    """Send the first 2 MiB of an 8 MiB upload to ``name`` under ``request_id``, then hang up."""
+    glance = GlanceHost(session_of(status), host(status, name)["endpoint"], timeouts=Timeouts(3, 30))
+    image_id = str(uuid.uuid4())
+    glance.create_image(image_id=image_id, body={"name": "drill-hung-up", "disk_format": "raw",
+                                                 "container_format": "bare"})
+
+    def chunks() -> Iterator[bytes]:
+        yield b"\0" * (1 << 20)
+        yield b"\0" * (1 << 20)
+        raise HungUp
+
+    try:
+        with pytest.raises(HungUp):
+            glance.upload(image_id, SizedHashingUpload(chunks(), 8 << 20), request_id=request_id)
+    finally:
+        # Glance writes its error when its read of the body fails: wait for it before cleaning up.
+        log = Path(host(status, name)["log"])
+        deadline = time.monotonic() + 30
+        while request_id not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        glance.delete_image(image_id)
+
+
+def test_errors_of_the_projects_own_abandoned_upload_do_not_condemn_the_host(
+    drill_lab: DrillLab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, status = drill_lab
+    monkeypatch.setenv("PCD_IMAGELIB_HA_STATE_DIR", str(tmp_path))
+    request_id = own_requests.new_request_id()
+    own_requests.record_aborted(request_id)  # what the failover journals when it abandons a host
+    # Two runs from the same starting point: one that knows the journal (as the provider's does) and
+    # one that does not, which shows the hang-up really made the host log errors.
+    knowing, unknowing = Round(status, own_request_ids=own_requests.recent_aborted()), Round(status)
+    try:
+        all_ok = {n: ("serving", "ok") for n in REGION_ONE_HOSTS}
+        for r in (knowing, unknowing):
+            assert {n: row[:2] for n, row in rows(r()).items()} == all_ok
+        _abandon_upload(status, "lab-host-1", request_id)
+        errors = [ln for ln in Path(host(status, "lab-host-1")["log"]).read_text().splitlines()
+                  if request_id in ln and (" ERROR " in ln or " CRITICAL " in ln)]
+        assert errors, "Glance logged no ERROR line under the abandoned upload's request id"
+        counted = unknowing()
+        assert rows(counted)["lab-host-1"] == ("serving", "degraded", ("log",)), counted.table()
+        discounted = knowing()
+        assert rows(discounted)["lab-host-1"] == ("serving", "ok", ()), discounted.table()
+        others_fine(discounted)
+    finally:
+        knowing.close()
+        unknowing.close()
 
 
 def test_sshd_down_is_unknown_and_the_http_checks_still_report(drill_lab: DrillLab) -> None:
