@@ -17,12 +17,11 @@ import os
 import posixpath
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import pulumi
 from pydantic import SecretStr, ValidationError
 
-from imagelib_ha.names import resource_slug
+from imagelib_ha.settings.consistency import consistency_issues
 from imagelib_ha.settings.errors import (
     ARRAY_KEYS,
     BOOLEAN_KEYS,
@@ -34,7 +33,6 @@ from imagelib_ha.settings.errors import (
     SettingsError,
     config_key,
     issue_from_error,
-    redact_url,
 )
 from imagelib_ha.settings.host_access import resolve_host_access
 from imagelib_ha.settings.sections import (
@@ -154,129 +152,6 @@ def _resolve_secret_sources(
     return auth_url, password, issues
 
 
-def _consistency_issues(s: StackSettings) -> list[Issue]:
-    """Malformed combinations that pydantic's per-field rules cannot see (not HA prerequisites)."""
-    issues: list[Issue] = []
-    if s.storage.backend == "cinder" and s.storage.cinder is None:
-        issues.append(
-            Issue(
-                "storage.cinder.volumeType",
-                "is required when storage.backend is cinder but not set",
-                "pulumi config set --path storage.cinder.volumeType <volume type name>",
-            )
-        )
-    if not s.hosts:
-        issues.append(
-            Issue(
-                "hosts",
-                "is an empty list",
-                "list the image-library hosts (at least two for HA), e.g. [{hostname: host-a}]",
-            )
-        )
-    seen: dict[str, int] = {}
-    for index, host in enumerate(s.hosts):
-        if (host.id is None) == (host.hostname is None):
-            issues.append(
-                Issue(
-                    f"hosts[{index}]",
-                    "must name the host by exactly one of id or hostname",
-                    "keep one of the two keys",
-                )
-            )
-            continue
-        ref = host.host.lower()
-        if ref in seen:
-            issues.append(
-                Issue(
-                    f"hosts[{index}]",
-                    f"repeats host {host.host!r} already listed as hosts[{seen[ref]}]",
-                    "list each image-library host once",
-                )
-            )
-        else:
-            seen[ref] = index
-    names: dict[str, int] = {}
-    for index, image in enumerate(s.images):
-        if image.name in names:
-            issues.append(
-                Issue(
-                    f"images[{index}].name",
-                    f"repeats image name {image.name!r} already used by images[{names[image.name]}]",
-                    "give each image a unique name",
-                )
-            )
-        else:
-            names[image.name] = index
-        problem = url_problem(redact_url(image.source)) if "://" in image.source else None
-        if problem:
-            issues.append(
-                Issue(f"images[{index}].source", problem, "use a local file path or an http(s) URL")
-            )
-        elif "://" in image.source and _carries_credential(image.source):
-            issues.append(Issue(
-                f"images[{index}].source",
-                "is a URL with user info, a query or a fragment, which may carry a credential: inputs are "
-                "kept in the stack's state",
-                "serve the image at a URL that needs no credential (a mirror, or a local file)",
-            ))
-        elif "://" in image.source and image.digest is None:
-            issues.append(Issue(
-                f"images[{index}].digest",
-                "is required for a URL source: the bytes behind a URL can change",
-                "set it to sha256:<hex> of the file the URL serves (sha256sum), so a changed upstream "
-                "file is an error and not a silent re-upload",
-            ))
-        if "://" not in image.source and image.import_method == "web-download":
-            issues.append(Issue(
-                f"images[{index}].importMethod",
-                "is web-download, but the source is a local file: a host can only pull a URL",
-                "remove importMethod (upload), or give the image's http(s) URL as its source",
-            ))
-    issues += _image_identity_issues(s)
-    minimum = s.health.min_healthy_hosts
-    if minimum is not None and s.hosts and minimum > len(s.hosts):
-        issues.append(
-            Issue(
-                "health.minHealthyHosts",
-                f"is {minimum}, more than the {len(s.hosts)} hosts listed",
-                f"use a value between 1 and {len(s.hosts)}, or leave it unset to require all",
-            )
-        )
-    return issues
-
-
-def _carries_credential(url: str) -> bool:
-    parts = urlsplit(url)
-    return bool(parts.username or parts.password or parts.query or parts.fragment)
-
-
-def _image_identity_issues(s: StackSettings) -> list[Issue]:
-    """Two images may not share an explicit key, nor resource names (names are slugged for URNs)."""
-    issues: list[Issue] = []
-    keys: dict[str, int] = {}
-    slugs: dict[str, int] = {}
-    for index, image in enumerate(s.images):
-        if image.key is not None:
-            if image.key in keys:
-                issues.append(Issue(
-                    f"images[{index}].key",
-                    f"repeats the key of images[{keys[image.key]}]: one key is one image, and the two "
-                    "resources would fight over it",
-                    "give each image its own key, or remove the key to use the default",
-                ))
-            keys.setdefault(image.key, index)
-        slug = resource_slug(image.name)
-        if slug in slugs and s.images[slugs[slug]].name != image.name:
-            issues.append(Issue(
-                f"images[{index}].name",
-                f"{image.name!r} and images[{slugs[slug]}].name {s.images[slugs[slug]].name!r} give the same "
-                f"resource name ({slug!r})",
-                "rename one of them (names differing only in spaces or punctuation collide)",
-            ))
-        slugs.setdefault(slug, index)
-    return issues
-
-
 def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> StackSettings:
     """Validate stack config given as Pulumi delivers it (``{"pcd-imagelib-ha:cloud": "<json>", ...}``).
 
@@ -294,7 +169,7 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None)
     settings = settings.model_copy(update={"cloud": cloud})
     auth_url, password, secret_issues = _resolve_secret_sources(cloud, environ)
     storage, storage_issues = _resolve_mount_path_env(settings.storage, environ)
-    issues += secret_issues + storage_issues + _consistency_issues(settings)
+    issues += secret_issues + storage_issues + consistency_issues(settings)
     if settings.host_access is not None:
         # Checked here too, so a bad key or known_hosts file stops the program before any request.
         try:
