@@ -39,6 +39,7 @@ from keystoneauth1 import session as ks_session
 
 from imagelib_ha.client import failover
 from imagelib_ha.client.cinder_cleanup import AttemptVolumes
+from imagelib_ha.client.failover_ledger import Progress
 from imagelib_ha.client.failover_report import FailoverResult
 from imagelib_ha.client.glance import CHUNK_SIZE, GlanceApiError, GlanceHost, HostUnavailable, Timeouts
 from imagelib_ha.client.glance_import import WEB_DOWNLOAD, ImportingHost
@@ -221,7 +222,7 @@ def create_image_by_method(
     book: HostHealthBook = HOST_HEALTH,
     timeouts: Timeouts | None = None,
     chunk_size: int = CHUNK_SIZE,
-    progress: failover.Progress | None = None,
+    progress: Progress | None = None,
     volumes: AttemptVolumes | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> FailoverResult:

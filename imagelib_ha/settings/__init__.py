@@ -1,7 +1,8 @@
 """The stack config of a pcd-imagelib-ha deployment, validated once into typed settings.
 
-``sections`` holds the models, ``loading`` turns the config Pulumi delivers into them, ``errors`` says
-what is wrong and how to fix it. Import from here.
+``sections`` holds the models, ``loading`` turns the config Pulumi delivers into them (the cloud
+credentials through ``cloud_credentials``), ``consistency`` judges what only shows across fields,
+``errors`` says what is wrong and how to fix it. Import from here.
 """
 
 from imagelib_ha.settings.errors import (

@@ -3,6 +3,8 @@
 Pulumi hands stack config to the program as strings (objects and arrays as JSON). This module turns
 the ``pcd-imagelib-ha:*`` keys into the models of ``sections`` and reports every malformed value as one
 line naming the key the way the operator writes it (``pcd-imagelib-ha:storage.nfs.mountPath``).
+Where the cloud credentials come from is :mod:`~imagelib_ha.settings.cloud_credentials`; the checks that
+read several fields together are :mod:`~imagelib_ha.settings.consistency`.
 
 Only malformed config is refused here. HA prerequisites (hosts in two regions, ``local`` storage with
 several hosts, differing mount paths, fewer than two hosts) are well-formed config that would make a
@@ -17,12 +19,12 @@ import os
 import posixpath
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import pulumi
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
-from imagelib_ha.names import resource_slug
+from imagelib_ha.settings.cloud_credentials import from_clouds_yaml, resolve_secret_sources
+from imagelib_ha.settings.consistency import consistency_issues
 from imagelib_ha.settings.errors import (
     ARRAY_KEYS,
     BOOLEAN_KEYS,
@@ -34,7 +36,6 @@ from imagelib_ha.settings.errors import (
     SettingsError,
     config_key,
     issue_from_error,
-    redact_url,
 )
 from imagelib_ha.settings.host_access import resolve_host_access
 from imagelib_ha.settings.sections import (
@@ -42,7 +43,6 @@ from imagelib_ha.settings.sections import (
     StackSettings,
     StorageSettings,
     access_dict,
-    url_problem,
 )
 
 
@@ -76,207 +76,6 @@ def _decode_raw(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
     return data, issues
 
 
-def _resolve_secret_sources(
-    cloud: CloudSettings, env: Mapping[str, str]
-) -> tuple[str, SecretStr | None, list[Issue]]:
-    issues: list[Issue] = []
-    auth_url = cloud.auth_url or ""
-    if cloud.auth_url is None:
-        if cloud.auth_url_env is None:
-            issues.append(
-                Issue(
-                    "cloud.authUrl",
-                    "is required but not set",
-                    "pulumi config set --path cloud.authUrl https://<region-fqdn>/keystone/v3 "
-                    "(or name an environment variable holding it in cloud.authUrlEnv)",
-                )
-            )
-        elif not env.get(cloud.auth_url_env):
-            issues.append(
-                Issue(
-                    "cloud.authUrlEnv",
-                    f"names the environment variable {cloud.auth_url_env}, which is not set",
-                    f'export {cloud.auth_url_env} (for the lab: eval "$(.venv/bin/python -m lab env)")',
-                )
-            )
-        else:
-            auth_url = env[cloud.auth_url_env]
-            problem = url_problem(auth_url)
-            if problem:
-                issues.append(
-                    Issue("cloud.authUrlEnv", f"{cloud.auth_url_env} holds {problem}", "export the full URL")
-                )
-
-    password: SecretStr | None = None
-    if cloud.application_credential_id:
-        if cloud.application_credential_secret is None:
-            issues.append(
-                Issue(
-                    "cloud.applicationCredentialSecret",
-                    "is required with cloud.applicationCredentialId but not set",
-                    "pulumi config set --secret --path cloud.applicationCredentialSecret <secret>",
-                )
-            )
-        return auth_url, password, issues
-
-    if cloud.password is not None:
-        password = cloud.password
-    elif cloud.password_env is not None:
-        value = env.get(cloud.password_env)
-        if value:
-            password = SecretStr(value)
-        else:
-            issues.append(
-                Issue(
-                    "cloud.passwordEnv",
-                    f"names the environment variable {cloud.password_env}, which is not set",
-                    f'export {cloud.password_env} (for the lab: eval "$(.venv/bin/python -m lab env)")',
-                )
-            )
-    else:
-        issues.append(
-            Issue(
-                "cloud.password",
-                "is not set, and neither is cloud.passwordEnv nor cloud.applicationCredentialId",
-                "pulumi config set --secret --path cloud.password <password>, or set cloud.passwordEnv to "
-                "the name of an environment variable that holds it",
-            )
-        )
-    for field, path in (("username", "cloud.username"), ("project_name", "cloud.projectName")):
-        if getattr(cloud, field) is None:
-            issues.append(
-                Issue(
-                    path,
-                    "is required for password authentication but not set",
-                    f"pulumi config set --path {path} <value>",
-                )
-            )
-    return auth_url, password, issues
-
-
-def _consistency_issues(s: StackSettings) -> list[Issue]:
-    """Malformed combinations that pydantic's per-field rules cannot see (not HA prerequisites)."""
-    issues: list[Issue] = []
-    if s.storage.backend == "cinder" and s.storage.cinder is None:
-        issues.append(
-            Issue(
-                "storage.cinder.volumeType",
-                "is required when storage.backend is cinder but not set",
-                "pulumi config set --path storage.cinder.volumeType <volume type name>",
-            )
-        )
-    if not s.hosts:
-        issues.append(
-            Issue(
-                "hosts",
-                "is an empty list",
-                "list the image-library hosts (at least two for HA), e.g. [{hostname: host-a}]",
-            )
-        )
-    seen: dict[str, int] = {}
-    for index, host in enumerate(s.hosts):
-        if (host.id is None) == (host.hostname is None):
-            issues.append(
-                Issue(
-                    f"hosts[{index}]",
-                    "must name the host by exactly one of id or hostname",
-                    "keep one of the two keys",
-                )
-            )
-            continue
-        ref = host.host.lower()
-        if ref in seen:
-            issues.append(
-                Issue(
-                    f"hosts[{index}]",
-                    f"repeats host {host.host!r} already listed as hosts[{seen[ref]}]",
-                    "list each image-library host once",
-                )
-            )
-        else:
-            seen[ref] = index
-    names: dict[str, int] = {}
-    for index, image in enumerate(s.images):
-        if image.name in names:
-            issues.append(
-                Issue(
-                    f"images[{index}].name",
-                    f"repeats image name {image.name!r} already used by images[{names[image.name]}]",
-                    "give each image a unique name",
-                )
-            )
-        else:
-            names[image.name] = index
-        problem = url_problem(redact_url(image.source)) if "://" in image.source else None
-        if problem:
-            issues.append(
-                Issue(f"images[{index}].source", problem, "use a local file path or an http(s) URL")
-            )
-        elif "://" in image.source and _carries_credential(image.source):
-            issues.append(Issue(
-                f"images[{index}].source",
-                "is a URL with user info, a query or a fragment, which may carry a credential: inputs are "
-                "kept in the stack's state",
-                "serve the image at a URL that needs no credential (a mirror, or a local file)",
-            ))
-        elif "://" in image.source and image.digest is None:
-            issues.append(Issue(
-                f"images[{index}].digest",
-                "is required for a URL source: the bytes behind a URL can change",
-                "set it to sha256:<hex> of the file the URL serves (sha256sum), so a changed upstream "
-                "file is an error and not a silent re-upload",
-            ))
-        if "://" not in image.source and image.import_method == "web-download":
-            issues.append(Issue(
-                f"images[{index}].importMethod",
-                "is web-download, but the source is a local file: a host can only pull a URL",
-                "remove importMethod (upload), or give the image's http(s) URL as its source",
-            ))
-    issues += _image_identity_issues(s)
-    minimum = s.health.min_healthy_hosts
-    if minimum is not None and s.hosts and minimum > len(s.hosts):
-        issues.append(
-            Issue(
-                "health.minHealthyHosts",
-                f"is {minimum}, more than the {len(s.hosts)} hosts listed",
-                f"use a value between 1 and {len(s.hosts)}, or leave it unset to require all",
-            )
-        )
-    return issues
-
-
-def _carries_credential(url: str) -> bool:
-    parts = urlsplit(url)
-    return bool(parts.username or parts.password or parts.query or parts.fragment)
-
-
-def _image_identity_issues(s: StackSettings) -> list[Issue]:
-    """Two images may not share an explicit key, nor resource names (names are slugged for URNs)."""
-    issues: list[Issue] = []
-    keys: dict[str, int] = {}
-    slugs: dict[str, int] = {}
-    for index, image in enumerate(s.images):
-        if image.key is not None:
-            if image.key in keys:
-                issues.append(Issue(
-                    f"images[{index}].key",
-                    f"repeats the key of images[{keys[image.key]}]: one key is one image, and the two "
-                    "resources would fight over it",
-                    "give each image its own key, or remove the key to use the default",
-                ))
-            keys.setdefault(image.key, index)
-        slug = resource_slug(image.name)
-        if slug in slugs and s.images[slugs[slug]].name != image.name:
-            issues.append(Issue(
-                f"images[{index}].name",
-                f"{image.name!r} and images[{slugs[slug]}].name {s.images[slugs[slug]].name!r} give the same "
-                f"resource name ({slug!r})",
-                "rename one of them (names differing only in spaces or punctuation collide)",
-            ))
-        slugs.setdefault(slug, index)
-    return issues
-
-
 def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> StackSettings:
     """Validate stack config given as Pulumi delivers it (``{"pcd-imagelib-ha:cloud": "<json>", ...}``).
 
@@ -290,11 +89,11 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None)
         settings = StackSettings.model_validate(data)
     except ValidationError as exc:
         raise SettingsError([issue_from_error(e) for e in exc.errors()]) from None
-    cloud, issues = _from_clouds_yaml(settings.cloud)
+    cloud, issues = from_clouds_yaml(settings.cloud)
     settings = settings.model_copy(update={"cloud": cloud})
-    auth_url, password, secret_issues = _resolve_secret_sources(cloud, environ)
+    auth_url, password, secret_issues = resolve_secret_sources(cloud, environ)
     storage, storage_issues = _resolve_mount_path_env(settings.storage, environ)
-    issues += secret_issues + storage_issues + _consistency_issues(settings)
+    issues += secret_issues + storage_issues + consistency_issues(settings)
     if settings.host_access is not None:
         # Checked here too, so a bad key or known_hosts file stops the program before any request.
         try:
@@ -339,68 +138,12 @@ def cloud_access_from_config(raw: Mapping[str, Any], env: Mapping[str, str] | No
         raise SettingsError(
             [issue_from_error({**e, "loc": ("cloud", *e["loc"])}) for e in exc.errors()]
         ) from None
-    cloud, issues = _from_clouds_yaml(cloud)
-    auth_url, password, secret_issues = _resolve_secret_sources(cloud, environ)
+    cloud, issues = from_clouds_yaml(cloud)
+    auth_url, password, secret_issues = resolve_secret_sources(cloud, environ)
     issues += secret_issues
     if issues:
         raise SettingsError(issues)
     return access_dict(cloud, auth_url, password)
-
-
-# clouds.yaml auth keys and the cloud settings they fill.
-_CLOUDS_YAML_AUTH = {
-    "auth_url": "auth_url",
-    "username": "username",
-    "password": "password",
-    "project_name": "project_name",
-    "project_domain_name": "project_domain_name",
-    "user_domain_name": "user_domain_name",
-    "application_credential_id": "application_credential_id",
-    "application_credential_secret": "application_credential_secret",
-}
-_SECRET_SETTINGS = frozenset({"password", "application_credential_secret"})
-
-
-def _from_clouds_yaml(cloud: CloudSettings) -> tuple[CloudSettings, list[Issue]]:
-    """``cloud`` with every key it leaves unset filled from its clouds.yaml entry (``cloud.cloud``).
-
-    openstacksdk's own loader reads the entry, so clouds.yaml, secure.yaml and their usual locations
-    (``OS_CLIENT_CONFIG_FILE``, ``~/.config/openstack``, ``/etc/openstack``) work as with the
-    ``openstack`` client. Keys set in the stack config win.
-    """
-    issues: list[Issue] = []
-    if cloud.cloud is None:
-        if cloud.region is None:
-            issues.append(Issue("cloud.region", "is required but not set",
-                                "pulumi config set --path cloud.region <region name>"))
-        return cloud, issues
-    # Imported here: only this path needs openstacksdk's config loader.
-    from openstack.config import OpenStackConfig
-    from openstack.config.exceptions import OpenStackConfigException
-
-    try:
-        entry = OpenStackConfig().get_one(cloud=cloud.cloud, region_name=cloud.region)
-    except OpenStackConfigException as exc:
-        return cloud, [Issue("cloud.cloud", f"names the clouds.yaml entry {cloud.cloud!r}: {exc}",
-                             "check the entry name and the clouds.yaml location (OS_CLIENT_CONFIG_FILE)")]
-    explicit = cloud.model_fields_set
-    fill: dict[str, Any] = {}
-    for auth_key, field in _CLOUDS_YAML_AUTH.items():
-        value = (entry.auth or {}).get(auth_key)
-        if value and field not in explicit:
-            fill[field] = SecretStr(str(value)) if field in _SECRET_SETTINGS else str(value)
-    if "region" not in explicit and entry.region_name:
-        fill["region"] = entry.region_name
-    cacert = entry.config.get("cacert")
-    if "ca_bundle" not in explicit and cacert:
-        fill["ca_bundle"] = str(cacert)
-    if "insecure" not in explicit and entry.config.get("verify") is False:
-        fill["insecure"] = True
-    resolved = cloud.model_copy(update=fill)
-    if resolved.region is None:
-        issues.append(Issue("cloud.region", f"is set neither here nor in clouds.yaml entry {cloud.cloud!r}",
-                            "pulumi config set --path cloud.region <region name>"))
-    return resolved, issues
 
 
 def _resolve_mount_path_env(
