@@ -9,7 +9,8 @@ import sys
 import time
 from typing import Any
 
-from lab.api import Lab, LabError
+from lab.api import Lab
+from lab.control import LabError
 from lab.host_faults import HOST_FAULTS
 from lab.paths import LabSetupError
 

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from lab.host_ns import SKEWED_UID
 
 if TYPE_CHECKING:
+    from lab.host_control import HostRuntime
     from lab.machines import HostMachines
-    from lab.supervisor import HostRuntime, Supervisor
+    from lab.supervisor import Supervisor
 
 # action -> (CLI help, names of its arguments)
 HOST_FAULTS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -8,7 +8,8 @@ import requests
 from keystoneauth1 import exceptions as ks_exc
 from labhelp import host, login, token_of
 
-from lab.api import Lab, LabError
+from lab.api import Lab
+from lab.control import LabError
 
 pytestmark = pytest.mark.lab
 
