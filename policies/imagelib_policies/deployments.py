@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import PolicyResource
+from pulumi_policy import PolicyResource, ResourceValidationArgs
 
 from . import tokens
 from .values import UNKNOWN, as_int, plain, prop, urn_type_chain
@@ -100,6 +100,11 @@ def deployment_of(resource_type: str, props: Mapping[str, Any], name: str, urn: 
     if resource_type == tokens.SETTINGS and inside_component(urn):
         return None
     return read_deployment(resource_type, props, name)
+
+
+def deployment_for(args: ResourceValidationArgs) -> Deployment | None:
+    """:func:`deployment_of` for the resource a per-resource rule is validating."""
+    return deployment_of(args.resource_type, args.props, args.name, args.urn)
 
 
 def deployment_key(resource: PolicyResource) -> str | None:
