@@ -167,15 +167,15 @@ class HostChecker:
             return [Finding("log", "ok", f"the service restarted since the last check (pid {previous.pid} -> "
                                          f"{pid}): cursor reset, its start-up lines do not count")]
         errs = classify(f.log_lines, own_request_ids=self.spec.own_request_ids, truncated=f.log_truncated)
-        own = f" ({errs.discounted} of this project's aborted requests not counted)" \
+        own = f" ({errs.discounted} message(s) of this project's aborted uploads not counted)" \
             if errs.discounted else ""
         if errs.count == 0:
             return [Finding("log", "ok", f"no ERROR/CRITICAL since the last check{own}")]
         more = " (more not read)" if errs.truncated else ""
         quoted = " | ".join(errs.quoted)
         state = "unhealthy" if errs.critical else "degraded"
-        return [Finding("log", state, f"{errs.errors} ERROR, {errs.critical} CRITICAL line(s) since the last "
-                                      f"check{more}{own}: {quoted}")]
+        return [Finding("log", state, f"{errs.errors} ERROR, {errs.critical} CRITICAL message(s) since the "
+                                      f"last check{more}{own}: {quoted}")]
 
     def _config(self, f: HostFacts) -> list[Finding]:
         findings: list[Finding] = []

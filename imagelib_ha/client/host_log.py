@@ -8,8 +8,13 @@ its inode and then the new file from its start, so a rotation loses no error. Th
 (the shell in ``host_probe``) prints only the ERROR and CRITICAL lines, at most ``MAX_LOG_BYTES``; this
 module turns them into a bounded, redacted finding.
 
-Lines carrying the request id of one of this project's own aborted uploads (a failover that hung up
-mid-upload makes Glance log an error for it) are discounted: they do not condemn a healthy host.
+Errors are counted as *messages*, not lines: oslo.log writes a logged exception's traceback as more
+lines with the same time, pid, level and logger as the message, but without its ``[request context]``
+(measured: one client hang-up mid-upload is 2 messages and 64 lines on Glance 33). Those lines belong to
+the message before them, so a traceback counts once, and is discounted with its message.
+
+Messages carrying the request id of one of this project's own aborted uploads (a failover that hung up
+mid-upload makes Glance log errors for it) are discounted: they do not condemn a healthy host.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ QUOTED_LINES = 3
 QUOTE_WIDTH = 200
 
 # oslo.log's context format: "<date> <time> <pid> <LEVEL> <logger> [<global req> <req-id> ...] message"
-_LINE = re.compile(r"^\S+ \S+ \d+ (?P<level>ERROR|CRITICAL) (?P<logger>\S+) (?P<rest>.*)$")
+_LINE = re.compile(r"^(?P<header>\S+ \S+ \d+ (?P<level>ERROR|CRITICAL) (?P<logger>\S+)) (?P<rest>.*)$")
 _REQUEST_IDS = re.compile(r"req-[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
 _SECRETS = [
     # key=value / key: value pairs whose key says secret
@@ -33,7 +38,8 @@ _SECRETS = [
     (re.compile(r"(://[^/\s:@]+):[^@\s/]+@"), r"\1:***@"),
     # Fernet tokens and other long opaque strings
     (re.compile(r"\bgAAAA[\w-]{20,}"), "***"),
-    (re.compile(r"\b[A-Za-z0-9+/_-]{40,}={0,2}"), "***"),
+    # (request ids are kept: they are what an operator greps the log for)
+    (re.compile(r"\b(?!req-)[A-Za-z0-9+/_-]{40,}={0,2}"), "***"),
 ]
 
 
@@ -53,11 +59,11 @@ class LogCursor:
 
 @dataclass(frozen=True)
 class LogErrors:
-    """The ERROR/CRITICAL lines since the cursor that count, quoted redacted and bounded."""
+    """The ERROR/CRITICAL messages since the cursor that count, quoted redacted and bounded."""
 
     errors: int
     critical: int
-    discounted: int  # lines of this project's own aborted requests
+    discounted: int  # messages of this project's own aborted requests
     quoted: tuple[str, ...]
     truncated: bool
     baseline: bool  # no cursor yet: the check only set one, nothing was read
@@ -76,13 +82,17 @@ def redact(line: str) -> str:
 
 def classify(lines: Iterable[str], *, own_request_ids: frozenset[str] = frozenset(),
              truncated: bool = False) -> LogErrors:
-    """Count and quote the ERROR/CRITICAL lines; those of this project's aborted requests do not count."""
+    """Count and quote the ERROR/CRITICAL messages; those of this project's aborted requests do not count."""
     errors = critical = discounted = 0
     quoted: list[str] = []
+    header = None  # the current message's "<date> <time> <pid> <LEVEL> <logger>"
     for line in lines:
         match = _LINE.match(line.strip())
         if match is None:
             continue
+        if match["header"] == header and not match["rest"].startswith("["):
+            continue  # a line of the traceback of the message before: counted (or not) with it
+        header = match["header"]
         if own_request_ids and set(_REQUEST_IDS.findall(match["rest"])) & own_request_ids:
             discounted += 1
             continue

@@ -96,6 +96,32 @@ def test_log_errors_redacted_bounded_and_own_requests_discounted() -> None:
     assert classify(lines).count == 3
 
 
+def _traceback(header: str, frames: int) -> list[str]:
+    """The lines oslo.log adds after a logged exception: the message's header, no request context."""
+    lines = [f"{header} Traceback (most recent call last):"]
+    for i in range(frames):
+        lines += [f'{header}   File "/srv/glance/x{i}.py", line {i}, in f{i}', f"{header}     g{i}()"]
+    return [*lines, f"{header} webob.request.DisconnectionError: The client disconnected", f"{header} "]
+
+
+def test_a_traceback_counts_once_with_its_message_and_is_discounted_with_it() -> None:
+    own = "req-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    at = "2026-11-30 10:00:00.994 42 ERROR glance.common.wsgi"
+    hung_up = [f"{at} [None {own} u p - - default default] Caught error: The client disconnected",
+               *_traceback(at, 30)]
+    # Another message, same second, same logger, its own context: a second error, not a traceback line.
+    disk_full = f"{at} [None req-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee u p - - - -] Caught error: disk full"
+    other = [disk_full, *_traceback(at, 2)]
+    assert classify(hung_up, own_request_ids=frozenset({own})).count == 0
+    assert classify(hung_up, own_request_ids=frozenset({own})).discounted == 1
+    assert classify(hung_up).count == 1
+    errs = classify(hung_up + other, own_request_ids=frozenset({own}))
+    assert (errs.errors, errs.discounted) == (1, 1)
+    assert errs.quoted == (disk_full,)  # the message, its request id kept for grepping the log
+    # A traceback whose message was before the cursor (or cut by the read bound) counts on its own.
+    assert classify(_traceback(at, 1)).count == 1
+
+
 def test_hosts_outside_the_majority_are_flagged_and_a_tie_flags_all() -> None:
     assert _outside_majority({"a": "1", "b": "1", "c": "2"}) == ["c"]
     assert _outside_majority({"a": "1", "b": "1"}) == []
