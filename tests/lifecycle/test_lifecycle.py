@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncssh
 import pytest
 import runner
 from checker import KEY_PROPERTY
@@ -236,6 +238,55 @@ def test_a_rotated_password_needs_no_change(life: Lifecycle) -> None:
     seen = life.converged(config)
     assert seen.images == before.images and seen.role_hosts == before.role_hosts
     life.assert_preview_all_same(config)
+
+
+def _host_check_rows(printed: str) -> dict[str, str]:
+    """hostname -> its host-check cell, from the health tables a run printed (the last one wins)."""
+    rows = {}
+    for line in printed.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())  # host, endpoint, status, latency, host checks, reason
+        if len(cells) >= 5 and cells[0] in HOSTNAMES:
+            rows[cells[0]] = cells[4]
+    return rows
+
+
+def test_a_rotated_ssh_key_needs_no_change_and_the_next_check_uses_it(
+    life: Lifecycle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = life.start()
+    authorized = sorted(Path(life.lab.status()["state_dir"]).glob("**/authorized_keys"))
+    assert len(authorized) >= len(HOSTNAMES), authorized
+    old_public = {f: f.read_text() for f in authorized}
+    new_key = asyncssh.generate_private_key("ssh-ed25519")
+    new_public = new_key.export_public_key().decode()
+    rotated = changed(config)
+    rotated["hostAccess"] = {**config["hostAccess"], "privateKeyEnv": "PCD_LIFECYCLE_ROTATED_SSH_KEY"}
+    life.env.setenv("PCD_LIFECYCLE_ROTATED_SSH_KEY", new_key.export_private_key().decode())
+    try:
+        # The operator's rotation: the new key is authorized on every host, then the stack is told.
+        for f in authorized:
+            f.write_text(old_public[f] + new_public)
+        life.assert_preview_all_same(rotated)
+        deployment = life.up(rotated, "after ssh key rotation")
+        assert not changes(deployment.steps), f"a new SSH key changed resources: {changes(deployment.steps)}"
+        # The old key withdrawn: only a check that really uses the configured key still gets in.
+        for f in authorized:
+            f.write_text(new_public)
+        capsys.readouterr()
+        assert not life.refresh(rotated), "a key rotation shows as drift"
+        assert _host_check_rows(capsys.readouterr().err) == {h: "ok" for h in HOSTNAMES}
+        # The stale key, as a stack not told of the rotation would use it: the checks cannot get in,
+        # and only the health report says so.
+        stale = life.refresh(config)
+        assert set(_host_check_rows(capsys.readouterr().err).values()) == {"unknown"}
+        assert [d.type for d in stale] == [HEALTH], stale
+    finally:
+        for f, text in old_public.items():
+            f.write_text(text)
+    healed = life.refresh(config)  # the key the hosts hold again: the recorded report back to ok
+    assert _host_check_rows(capsys.readouterr().err) == {h: "ok" for h in HOSTNAMES}
+    assert [d.type for d in healed] == [HEALTH], healed
+    life.dirty = False  # the region was not touched: still converged on life.current
 
 
 def test_out_of_band_deletions_show_in_refresh_and_up_repairs_them(life: Lifecycle) -> None:
