@@ -20,7 +20,7 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 
 from imagelib_ha.client.errors import PcdError, short_detail
-from imagelib_ha.client.transport import SAFE_TO_RESEND, is_dropped_keepalive
+from imagelib_ha.client.transport import resending_dropped_reads
 
 BLOCK_STORAGE = "block-storage"
 MULTIATTACH_KEY = "multiattach"
@@ -98,16 +98,8 @@ class BlockStorage:
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         # A read whose pooled connection Cinder had just closed as idle goes out once more on a fresh
-        # one (transport.is_dropped_keepalive); a write never does.
-        try:
-            return self._send_once(method, path, **kwargs)
-        except ks_exc.ConnectFailure as exc:
-            if method not in SAFE_TO_RESEND or not is_dropped_keepalive(exc):
-                raise
-        return self._send_once(method, path, **kwargs)
-
-    def _send_once(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.session.request(
+        # one; a write never does.
+        return resending_dropped_reads(method, lambda: self.session.request(
             path,
             method,
             endpoint_filter={"service_type": BLOCK_STORAGE, "interface": "public",
@@ -116,7 +108,7 @@ class BlockStorage:
             timeout=self.timeout,
             raise_exc=False,
             **kwargs,
-        )
+        ))
 
     def volume_type(self, name: str) -> dict[str, Any] | None:
         """The volume type called ``name`` (public or private), with its extra specs; None if none is.

@@ -8,7 +8,7 @@ host, so token handling stays in keystoneauth. Transport rules that make failove
 * No connect retries and no status-code retries: a host that refused, timed out or answered 5xx is
   reported as :class:`HostUnavailable` at once, and the caller moves on to another host (failover is
   the retry). One exception: a read (GET/HEAD) whose pooled connection the server had just closed
-  as idle is sent once more on a fresh connection (``transport.is_dropped_keepalive``).
+  as idle is sent once more on a fresh connection (``transport.resending_dropped_reads``).
 * A streamed upload is sent with ``allow_reauth=False``: on a 401 keystoneauth would re-authenticate
   and re-send the request with a body that is already consumed.
 * A 2xx download proves nothing: a host without the data answers 204 with an empty body. Callers
@@ -38,7 +38,7 @@ from imagelib_ha.client.glance_transport import (
     status_detail,
     transport_failure,
 )
-from imagelib_ha.client.transport import SAFE_TO_RESEND, is_dropped_keepalive
+from imagelib_ha.client.transport import resending_dropped_reads
 
 # Big enough that per-chunk Python overhead is negligible next to the socket and sha512, small enough
 # that memory does not depend on the image size.
@@ -158,25 +158,23 @@ class GlanceHost:
                 self.session.get_auth_headers()
             except ks_exc.ClientException as exc:
                 raise KeystoneUnavailable(f"cannot get a Keystone token: {type(exc).__name__}") from None
-        sends = 2 if method in SAFE_TO_RESEND else 1
-        for send in range(1, sends + 1):
-            try:
-                resp = self.session.request(
-                    path,
-                    method,
-                    endpoint_override=self.endpoint,
-                    authenticated=authenticated,
-                    raise_exc=False,
-                    connect_retries=0,
-                    status_code_retries=0,
-                    timeout=timeout or self.timeouts.as_requests(),
-                    **kwargs,
-                )
-                break
-            except (ks_exc.ConnectionError, ks_exc.UnknownConnectionError) as exc:
-                if send < sends and is_dropped_keepalive(exc):
-                    continue
-                raise transport_failure(self.endpoint, exc) from None
+        def send() -> requests.Response:
+            return self.session.request(
+                path,
+                method,
+                endpoint_override=self.endpoint,
+                authenticated=authenticated,
+                raise_exc=False,
+                connect_retries=0,
+                status_code_retries=0,
+                timeout=timeout or self.timeouts.as_requests(),
+                **kwargs,
+            )
+
+        try:
+            resp = resending_dropped_reads(method, send)
+        except (ks_exc.ConnectionError, ks_exc.UnknownConnectionError) as exc:
+            raise transport_failure(self.endpoint, exc) from None
         if resp.status_code in expect:
             return resp
         if resp.status_code >= 500:

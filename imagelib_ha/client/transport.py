@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import http.client
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from requests.utils import NETRC_FILES
 
@@ -24,6 +27,8 @@ CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # Methods that change nothing on the server: sent again once when the connection they went out on was
 # closed by the server before it answered (see :func:`is_dropped_keepalive`).
 SAFE_TO_RESEND = frozenset({"GET", "HEAD"})
+
+T = TypeVar("T")
 
 
 def environment_ca_bundle() -> str | None:
@@ -93,3 +98,16 @@ def is_dropped_keepalive(exc: BaseException) -> bool:
     on a fresh connection: a dead host then refuses at once and is reported as refused.
     """
     return caused_by(exc, http.client.RemoteDisconnected)
+
+
+def resending_dropped_reads(method: str, send: Callable[[], T]) -> T:
+    """``send()``; when ``method`` is a read and the server dropped its connection unanswered, once more.
+
+    Every other failure (and a write's) is raised as ``send`` raised it, for the caller to classify.
+    """
+    try:
+        return send()
+    except (ks_exc.ConnectionError, ks_exc.UnknownConnectionError) as exc:
+        if method not in SAFE_TO_RESEND or not is_dropped_keepalive(exc):
+            raise
+    return send()
