@@ -101,26 +101,24 @@ class VolumeTypeV3StandIn(CloudConfiguredProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         conn = self._connection(props)
         name = props["name"]
-        try:
-            with self._explained(f"creating volume type {name!r}"):
+        with self._explained(f"creating volume type {name!r}"):
+            try:
                 created = conn.block_storage.create_type(
                     name=name,
                     description=props.get("description") or "",
                     is_public=bool(props.get("isPublic")),
                     extra_specs=dict(props.get(SPECS) or {}),
                 )
-        except VolumeTypeStandInError as exc:
-            if not isinstance(exc.__cause__, openstack.exceptions.ConflictException):
-                raise
-            # Never adopted: a type this state has no record of may be someone else's, and adopting it
-            # would let `down` delete it. (The Terraform provider does not adopt either.)
-            raise VolumeTypeStandInError(
-                f"{self.label}: a volume type named {name!r} already exists in region "
-                f"{self._region(props)!r} and this stack has no record of it (made outside the stack, or "
-                "by an up interrupted before it recorded the type). Delete it if no volume uses it "
-                f"(openstack volume type delete {name}), or set pcd-imagelib-ha:storage.cinder.volumeType "
-                "to another name"
-            ) from None
+            except openstack.exceptions.ConflictException:
+                # Never adopted: a type this state has no record of may be someone else's, and adopting
+                # it would let `down` delete it. (The Terraform provider does not adopt either.)
+                raise VolumeTypeStandInError(
+                    f"{self.label}: a volume type named {name!r} already exists in region "
+                    f"{self._region(props)!r} and this stack has no record of it (made outside the stack, "
+                    "or by an up interrupted before it recorded the type). Delete it if no volume uses it "
+                    f"(openstack volume type delete {name}), or set "
+                    "pcd-imagelib-ha:storage.cinder.volumeType to another name"
+                ) from None
         return CreateResult(id_=str(created.id), outs=self._read(conn, str(created.id), props))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
